@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Strata: a pipeline-parallel inference cluster for Llama-architecture models.
+///
+/// Targets follow the design: `StrataModel` (GGUF, tensors, the decoder, tokenizer, sampling),
+/// `StrataWire` (the binary protocol, depends on nothing of ours), `StrataWorker`,
+/// `StrataCoordinator`, the `QuantKernels` C target for hot quantized kernels with run-time
+/// CPU-feature dispatch, and the `strata` command.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Strata",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "strata", targets: ["strata"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "QuantKernels",
+            path: "Sources/QuantKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+        ),
+        .target(
+            name: "StrataModel",
+            dependencies: ["QuantKernels"],
+            path: "Sources/Model",
+            swiftSettings: optimize
+        ),
+        .target(name: "StrataWire", path: "Sources/Wire"),
+        .target(name: "StrataWorker", dependencies: ["StrataModel", "StrataWire"], path: "Sources/Worker"),
+        .target(name: "StrataCoordinator", dependencies: ["StrataModel", "StrataWire"], path: "Sources/Coordinator"),
+        .executableTarget(
+            name: "strata",
+            dependencies: [
+                "StrataModel", "StrataWorker", "StrataCoordinator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/strata",
+            swiftSettings: optimize
+        ),
+        .testTarget(name: "ModelTests", dependencies: ["StrataModel"], path: "Tests/ModelTests"),
+    ]
+)

@@ -1,0 +1,4 @@
+import StrataModel
+
+/// The coordinator partitions layers across workers; built in the cluster issue.
+public enum Coordinator {}
