@@ -103,10 +103,10 @@ public struct GGUFWriter: Sendable {
         return out
     }
 
-    /// Writes the file to `path`, through a temporary file renamed into place so that no reader
-    /// ever sees half a file.
+    /// Writes the file to `path`, through a temporary file beside it renamed into place, so that
+    /// no reader ever sees half a file.
     public func write(to path: String) throws(GGUFError) {
-        let temp = path + ".partial-\(getpid())"
+        let temp = path + ".partial-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .cannotOpen(path: temp, reason: String(cString: strerror(errno))) }
         var ok = false
