@@ -19,6 +19,8 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
     case misalignedTensor(tensor: String, offset: UInt64, alignment: Int)
     case tensorOutOfFile(tensor: String, offset: UInt64, size: Int, dataSize: Int)
     case overlappingTensors(String, String)
+    /// A tensor given to `GGUFWriter` whose data is not the size its type and dims call for.
+    case tensorDataSize(tensor: String, expected: Int, got: Int)
     case missingKey(String)
     case wrongValueType(key: String, expected: String, found: String)
     case missingTensor(String)
@@ -50,6 +52,7 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
         case let .tensorOutOfFile(tensor, offset, size, dataSize):
             "tensor '\(tensor)' data (offset \(offset), \(size) bytes) lies outside the file's data section (\(dataSize) bytes)"
         case let .overlappingTensors(a, b): "tensors '\(a)' and '\(b)' overlap in the file"
+        case let .tensorDataSize(tensor, expected, got): "tensor '\(tensor)' has \(got) bytes of data; its type and dimensions need \(expected)"
         case let .missingKey(key): "missing metadata key '\(key)'"
         case let .wrongValueType(key, expected, found): "metadata key '\(key)' has type \(found); expected \(expected)"
         case let .missingTensor(name): "missing tensor '\(name)'"
