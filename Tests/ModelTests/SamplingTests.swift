@@ -141,7 +141,6 @@ private let plain = SamplingParameters(temperature: 1, topK: 0, topP: 1, minP: 0
         if cumulative >= 0.9 { break }
     }
     var s = Sampler(SamplingParameters(temperature: 1, topK: 0, topP: 0.9, minP: 0, seed: 8))
-    var seen = Set<Int32>()
     var draws: [Int32] = []
     for _ in 0..<1000 { draws.append(s.sample(logits: l, history: [])) }
     #expect(Set(draws).isSubset(of: nucleus))
