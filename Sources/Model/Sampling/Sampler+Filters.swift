@@ -60,37 +60,6 @@ extension Sampler {
         out.sort(by: Candidate.ranksAbove)
     }
 
-    /// Without top-k, top-p still needs the most likely tokens in order, but not the whole
-    /// vocabulary sorted: sort only the tokens within a logit window of the maximum, widening
-    /// the window until the tokens inside it hold at least `p` of the probability. Tokens above
-    /// a threshold precede every token below it in the full order, so the prefix — and the cut
-    /// top-p makes in it — is exactly what a full sort would give.
-    static func selectNucleusPrefix(
-        _ logits: UnsafeBufferPointer<Float>, p: Float, into out: inout [Candidate]
-    ) {
-        var maxLogit = -Float.infinity
-        for l in logits where l > maxLogit { maxLogit = l }
-        var total = 0.0
-        if maxLogit > -Float.infinity {
-            for l in logits { total += exp(Double(sanitized(l) - maxLogit)) }
-        }
-        for window: Float in [8, 16, 32] where total > 0 {
-            let floor = maxLogit - window
-            out.removeAll(keepingCapacity: true)
-            var mass = 0.0
-            for i in logits.indices where logits[i] >= floor {
-                out.append(Candidate(logit: logits[i], id: Int32(i)))
-                mass += exp(Double(logits[i] - maxLogit))
-            }
-            if mass >= Double(p) * total {
-                out.sort(by: Candidate.ranksAbove)
-                return
-            }
-        }
-        gatherAll(logits, into: &out)
-        out.sort(by: Candidate.ranksAbove)
-    }
-
     /// Every token, in id order.
     static func gatherAll(_ logits: UnsafeBufferPointer<Float>, into out: inout [Candidate]) {
         out.removeAll(keepingCapacity: true)
@@ -100,22 +69,75 @@ extension Sampler {
         }
     }
 
-    /// llama.cpp `llama_sampler_top_p_apply` on candidates sorted best first: the probabilities
-    /// are the softmax over the candidates themselves, and the cut keeps tokens up to and
-    /// including the one whose running sum first reaches `p`.
+    /// llama.cpp `llama_sampler_top_p_apply`: the probabilities are the softmax over the
+    /// candidates themselves; in order of rank, tokens are kept up to and including the one
+    /// whose running sum first reaches `p`.
+    ///
+    /// Few candidates (top-k ran first) are simply sorted. A whole vocabulary is not: a
+    /// histogram of the logits finds the bucket where the running sum crosses `p`, and only that
+    /// bucket is sorted. Buckets are monotone in the logit, so every token in a higher bucket
+    /// ranks above every token in the crossing one and the kept set is exactly the sorted
+    /// prefix; only the order of the survivors differs, which the later steps do not depend on.
     static func applyTopP(_ candidates: inout [Candidate], p: Float) {
-        guard let maxLogit = candidates.first?.logit, maxLogit > -Float.infinity else { return }
+        var maxLogit = -Float.infinity, minLogit = Float.infinity
+        for c in candidates where c.logit > -Float.infinity {
+            maxLogit = max(maxLogit, c.logit)
+            minLogit = min(minLogit, c.logit)
+        }
+        guard maxLogit > -Float.infinity else { return }
+        let range = maxLogit - minLogit
+        if candidates.count <= 1024 || !(range > 0) || !range.isFinite {
+            candidates.sort(by: Candidate.ranksAbove)
+            cutSorted(&candidates, maxLogit: maxLogit, p: p)
+            return
+        }
+        let bucketCount = 2048
+        let scale = Float(bucketCount) / range
+        @inline(__always) func bucket(_ l: Float) -> Int {
+            l == -Float.infinity ? bucketCount : min(bucketCount - 1, Int((maxLogit - l) * scale))
+        }
+        var mass = [Double](repeating: 0, count: bucketCount + 1)
+        for c in candidates { mass[bucket(c.logit)] += weight(c.logit, maxLogit) }
+        let target = Double(p) * mass.reduce(0, +)
+        var crossing = 0
+        var cumulative = 0.0
+        while crossing < bucketCount && cumulative + mass[crossing] < target {
+            cumulative += mass[crossing]
+            crossing += 1
+        }
+        guard crossing < bucketCount else { return }  // rounding: everything is needed
+        var kept: [Candidate] = []
+        var boundary: [Candidate] = []
+        for c in candidates {
+            let b = bucket(c.logit)
+            if b < crossing { kept.append(c) } else if b == crossing { boundary.append(c) }
+        }
+        boundary.sort(by: Candidate.ranksAbove)
+        for c in boundary {
+            kept.append(c)
+            cumulative += weight(c.logit, maxLogit)
+            if cumulative >= target { break }
+        }
+        candidates = kept
+    }
+
+    /// The top-p cut on candidates sorted best first.
+    private static func cutSorted(_ candidates: inout [Candidate], maxLogit: Float, p: Float) {
         var total = 0.0
-        for c in candidates { total += exp(Double(c.logit - maxLogit)) }
+        for c in candidates { total += weight(c.logit, maxLogit) }
         let target = Double(p) * total
         var cumulative = 0.0
         for i in candidates.indices {
-            cumulative += exp(Double(candidates[i].logit - maxLogit))
+            cumulative += weight(candidates[i].logit, maxLogit)
             if cumulative >= target {
                 candidates.removeSubrange((i + 1)...)
                 return
             }
         }
+    }
+
+    @inline(__always) private static func weight(_ logit: Float, _ maxLogit: Float) -> Double {
+        Double(expf(logit - maxLogit))
     }
 
     /// llama.cpp `llama_sampler_min_p_apply`: keep logits >= max + ln(p), i.e. probability at

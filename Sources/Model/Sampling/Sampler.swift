@@ -63,15 +63,12 @@ public struct Sampler: Sendable {
         if p.temperature <= 0 {
             return Int32(Sampler.argmax(logits))
         }
-        let topPActive = p.topP < 1
         if p.topK > 0 && p.topK < logits.count {
-            Sampler.selectTopK(logits, k: p.topK, into: &candidates)  // sorted, best first
-        } else if topPActive {
-            Sampler.selectNucleusPrefix(logits, p: p.topP, into: &candidates)  // sorted
+            Sampler.selectTopK(logits, k: p.topK, into: &candidates)
         } else {
-            Sampler.gatherAll(logits, into: &candidates)  // unsorted; fine for min-p and the draw
+            Sampler.gatherAll(logits, into: &candidates)
         }
-        if topPActive {
+        if p.topP < 1 {
             Sampler.applyTopP(&candidates, p: p.topP)
         }
         if p.minP > 0 {
