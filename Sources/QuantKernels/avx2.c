@@ -147,8 +147,74 @@ AVX2_INLINE void tile_q4(const tile_ctx *c, int64_t r, int64_t t0, const int R, 
     }
 }
 
-#define TILE_Q4_0(c, r, t, R, T) tile_q4(c, r, t, R, T, 0)
-#define TILE_Q4_1(c, r, t, R, T) tile_q4(c, r, t, R, T, 1)
+/// Per-row sums of four int32x8 vectors: [s0 s1 s2 s3 | s0' s1' s2' s3'] (low / high halves).
+AVX2_INLINE __m256i hsum4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+}
+
+AVX2_INLINE uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+AVX2_INLINE uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/// The half-precision field at offset 0 of block b in four rows, as floats in both 128-bit halves.
+AVX2_INLINE __m256 four_halves(const uint8_t *w, size_t rowBytes, size_t off) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(w + off));
+    h = _mm_insert_epi16(h, load_u16(w + rowBytes + off), 1);
+    h = _mm_insert_epi16(h, load_u16(w + 2 * rowBytes + off), 2);
+    h = _mm_insert_epi16(h, load_u16(w + 3 * rowBytes + off), 3);
+    const __m128 f = _mm_cvtph_ps(h);
+    return _mm256_set_m128(f, f);
+}
+
+/// Decode (one token) over four rows: the four rows' block sums are reduced into one vector before
+/// the int->float conversion, so the per-block float work is shared by four rows.
+AVX2_INLINE void tile_q4_r4t1(const tile_ctx *c, int64_t r, const int q4_1) {
+    const size_t wbs = q4_1 ? 20 : 18, wqo = q4_1 ? 4 : 2;
+    const size_t ybs = q4_1 ? 36 : 34, yqo = q4_1 ? 4 : 2;
+    const size_t rb = c->rowBytes;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i nib_shift = _mm256_setr_epi64x(0, 0, 4, 4);
+    const __m256i pick_d = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), pick_m = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    const uint8_t *w0 = c->W + (size_t)r * rb;
+    // Decode streams weights from memory: ask for the tile 16 rows ahead now, once per cache line
+    // (prefetches never fault, so running past the last row is harmless).
+    for (size_t off = 0; off < 4 * rb; off += 64) _mm_prefetch((const char *)(w0 + 16 * rb + off), _MM_HINT_T0);
+    for (int64_t b = 0; b < c->nb; b++) {
+        const uint8_t *wb = w0 + (size_t)b * wbs;
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(c->X + (size_t)b * ybs + yqo));
+        __m256i p[4];
+        for (int i = 0; i < 4; i++) {
+            // [16 bytes | same 16 bytes] >> [0 | 4] per 64-bit lane, masked: low nibbles then high.
+            const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(wb + (size_t)i * rb + wqo)));
+            const __m256i q = _mm256_and_si256(_mm256_srlv_epi64(raw, nib_shift), m4);
+            p[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones);
+        }
+        const __m256 sums = _mm256_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
+        const __m256 dy = _mm256_broadcast_ss(c->dy + b * c->tp);
+        const __m128 sy = _mm_broadcast_ss(c->sy + b * c->tp);
+        if (q4_1) {
+            __m128i dm = _mm_cvtsi32_si128((int)load_u32(wb));
+            dm = _mm_insert_epi32(dm, (int)load_u32(wb + rb), 1);
+            dm = _mm_insert_epi32(dm, (int)load_u32(wb + 2 * rb), 2);
+            dm = _mm_insert_epi32(dm, (int)load_u32(wb + 3 * rb), 3);
+            const __m256 f = _mm256_cvtph_ps(dm);   // d0 m0 d1 m1 d2 m2 d3 m3
+            acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(_mm256_permutevar8x32_ps(f, pick_d), dy), acc);
+            accm = _mm_fmadd_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(f, pick_m)), sy, accm);
+        } else {
+            const __m256 d = four_halves(wb, rb, 0);
+            acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dy), acc);
+            accm = _mm_fmadd_ps(_mm256_castps256_ps128(d), _mm_mul_ps(sy, _mm_set1_ps(-8.0f)), accm);
+        }
+    }
+    const __m128 out = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), accm);
+    _mm_storeu_ps(c->Y + r, out);
+}
+
+#define TILE_Q4_0(c, r, t, R, T) \
+    do { if ((R) == 4 && (T) == 1) tile_q4_r4t1(c, r, 0); else tile_q4(c, r, t, R, T, 0); } while (0)
+#define TILE_Q4_1(c, r, t, R, T) \
+    do { if ((R) == 4 && (T) == 1) tile_q4_r4t1(c, r, 1); else tile_q4(c, r, t, R, T, 1); } while (0)
 
 #define MM_Q4(name, TILE, q8_1)                                                                          \
     static AVX2_FN void name(const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,          \
@@ -192,13 +258,39 @@ AVX2_INLINE void tile_q8_0(const tile_ctx *c, int64_t r, int64_t t0, const int R
         for (int j = 0; j < T; j++) c->Y[(t0 + j) * c->yStride + r + i] = hsum_ps(acc[i][j]);
 }
 
+AVX2_INLINE void tile_q8_0_r4t1(const tile_ctx *c, int64_t r) {
+    const size_t rb = c->rowBytes;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    const uint8_t *w0 = c->W + (size_t)r * rb;
+    // Decode streams weights from memory: ask for the tile 16 rows ahead now, once per cache line
+    // (prefetches never fault, so running past the last row is harmless).
+    for (size_t off = 0; off < 4 * rb; off += 64) _mm_prefetch((const char *)(w0 + 16 * rb + off), _MM_HINT_T0);
+    for (int64_t b = 0; b < c->nb; b++) {
+        const uint8_t *wb = w0 + (size_t)b * 34;
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(c->X + (size_t)b * 34 + 2));
+        __m256i p[4];
+        for (int i = 0; i < 4; i++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(wb + (size_t)i * rb + 2));
+            p[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)), ones);
+        }
+        const __m256 sums = _mm256_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
+        const __m256 scale = _mm256_mul_ps(four_halves(wb, rb, 0), _mm256_broadcast_ss(c->dy + b * c->tp));
+        acc = _mm256_fmadd_ps(sums, scale, acc);
+    }
+    _mm_storeu_ps(c->Y + r, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+
+#define TILE_Q8_0(c, r, t, R, T) \
+    do { if ((R) == 4 && (T) == 1) tile_q8_0_r4t1(c, r); else tile_q8_0(c, r, t, R, T); } while (0)
+
 static AVX2_FN void mm_q8_0(const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1, const void *X,
                             size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
     tile_ctx c = {W, rowBytes, n, n / 32, X, xStride, NULL, NULL, 0, Y, yStride};
     float stack[SCALE_STACK_FLOATS];
     float *heap = prepare_token_scales(&c, nTok, 0, stack);
     if (c.dy == NULL) return;
-    DRIVE(tile_q8_0, &c, r0, r1, nTok, 4, 2);
+    DRIVE(TILE_Q8_0, &c, r0, r1, nTok, 4, 2);
     free(heap);
 }
 

@@ -56,7 +56,8 @@ const char *qk_isa_name(void);
 
 /// Times qk_matmul (or qk_matmul_ref when useRef != 0) on random weights of the given type,
 /// rows x n, with nTok activation rows, single thread. Runs `reps` timed repetitions after one
-/// warm-up and returns the median in microseconds, or -1 for an unsupported type.
+/// warm-up and returns the median in microseconds of this thread's CPU time (so time the OS gave to
+/// other processes does not count), or -1 for an unsupported type.
 double qk_bench_matmul(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
 
 #ifdef __cplusplus
