@@ -1,4 +1,9 @@
+// Public entry points: CPU-feature detection, a kernel table resolved once, and the timing helper.
 #include "QuantKernels.h"
+#include "qk_internal.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 
 int qk_cpu_features(void) {
     int f = 0;
@@ -9,4 +14,210 @@ int qk_cpu_features(void) {
     if (__builtin_cpu_supports("avx512vnni")) f |= QK_FEATURE_AVX512VNNI;
 #endif
     return f;
+}
+
+// MARK: - Dispatch table
+
+enum { TYPE_SLOTS = 31 };  // type numbers 0...30
+
+typedef struct {
+    qk_matmul_fn matmul[TYPE_SLOTS];
+    float (*dot_f32)(const float *, const float *, int64_t);
+    void (*axpy_f32)(float, const float *, float *, int64_t);
+    const char *isa;
+} kernel_table;
+
+static kernel_table table;
+static atomic_int table_state;  // 0 unset, 1 being filled, 2 ready
+
+static int avx2_usable(void) {
+#if defined(__x86_64__)
+    // F16C is used by the AVX2 kernels too; every AVX2 CPU has it, but check anyway.
+    __builtin_cpu_init();
+    return (qk_cpu_features() & QK_FEATURE_AVX2) && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+static void fill_table(kernel_table *t) {
+    const int avx2 = avx2_usable();
+    t->isa = avx2 ? "avx2" : "scalar";
+    t->dot_f32 = avx2 ? qk_avx2_dot_f32 : qk_ref_dot_f32;
+    t->axpy_f32 = avx2 ? qk_avx2_axpy_f32 : qk_ref_axpy_f32;
+    for (uint32_t type = 0; type < TYPE_SLOTS; type++) {
+        qk_matmul_fn fast = avx2 ? qk_avx2_matmul_for(type) : NULL;
+        t->matmul[type] = fast ? fast : qk_ref_matmul_for(type);
+    }
+}
+
+/// The table, filled on first use. Racing first callers wait for the one filling it.
+static const kernel_table *kernels(void) {
+    if (atomic_load_explicit(&table_state, memory_order_acquire) == 2) return &table;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&table_state, &expected, 1)) {
+        fill_table(&table);
+        atomic_store_explicit(&table_state, 2, memory_order_release);
+    } else {
+        while (atomic_load_explicit(&table_state, memory_order_acquire) != 2) { }
+    }
+    return &table;
+}
+
+const char *qk_isa_name(void) { return kernels()->isa; }
+
+// MARK: - Formats
+
+int qk_dequantize(uint32_t type, const void *src, float *dst, int64_t n) {
+    return qk_ref_dequantize(type, src, dst, n);
+}
+
+uint32_t qk_activation_type(uint32_t w) {
+    switch (w) {
+    case QK_Q4_0: case QK_Q8_0: return QK_Q8_0;
+    case QK_Q4_1: return QK_Q8_1;
+    case QK_Q4_K: case QK_Q5_K: case QK_Q6_K: return QK_Q8_K;
+    case QK_F32: case QK_F16: case QK_BF16: return QK_F32;
+    default: return UINT32_MAX;
+    }
+}
+
+size_t qk_activation_row_bytes(uint32_t w, int64_t n) {
+    if (n < 0) return 0;
+    switch (qk_activation_type(w)) {
+    case QK_Q8_0: return (size_t)(n / QK32) * sizeof(qk_block_q8_0);
+    case QK_Q8_1: return (size_t)(n / QK32) * sizeof(qk_block_q8_1);
+    case QK_Q8_K: return (size_t)(n / QKK) * sizeof(qk_block_q8_K);
+    case QK_F32: return (size_t)n * 4;
+    default: return 0;
+    }
+}
+
+void qk_quantize_activation(uint32_t w, const float *x, void *dst, int64_t n) {
+    switch (qk_activation_type(w)) {
+    case QK_Q8_0: qk_ref_quantize_q8_0(x, dst, n); break;
+    case QK_Q8_1: qk_ref_quantize_q8_1(x, dst, n); break;
+    case QK_Q8_K: qk_ref_quantize_q8_K(x, dst, n); break;
+    case QK_F32: memcpy(dst, x, (size_t)n * 4); break;
+    default: break;
+    }
+}
+
+// MARK: - Products
+
+void qk_matmul(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+               const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    if (w >= TYPE_SLOTS || r1 <= r0 || nTok <= 0) return;
+    const qk_matmul_fn f = kernels()->matmul[w];
+    if (f) f(W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
+}
+
+void qk_matmul_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                   const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    const qk_matmul_fn f = qk_ref_matmul_for(w);
+    if (f && r1 > r0 && nTok > 0) f(W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
+}
+
+float qk_dot_f32(const float *a, const float *b, int64_t n) { return kernels()->dot_f32(a, b, n); }
+
+void qk_axpy_f32(float a, const float *x, float *y, int64_t n) { kernels()->axpy_f32(a, x, y, n); }
+
+// MARK: - Timing
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  // CPU time: robust on a shared machine
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/// Bytes of one weight row, or 0 for a type qk_matmul does not take.
+static size_t weight_row_bytes(uint32_t w, int64_t n) {
+    switch (w) {
+    case QK_F32: return (size_t)n * 4;
+    case QK_F16: case QK_BF16: return (size_t)n * 2;
+    case QK_Q4_0: return (size_t)(n / QK32) * sizeof(qk_block_q4_0);
+    case QK_Q4_1: return (size_t)(n / QK32) * sizeof(qk_block_q4_1);
+    case QK_Q8_0: return (size_t)(n / QK32) * sizeof(qk_block_q8_0);
+    case QK_Q4_K: return (size_t)(n / QKK) * sizeof(qk_block_q4_K);
+    case QK_Q5_K: return (size_t)(n / QKK) * sizeof(qk_block_q5_K);
+    case QK_Q6_K: return (size_t)(n / QKK) * sizeof(qk_block_q6_K);
+    default: return 0;
+    }
+}
+
+/// Random bytes whose half-precision scale fields are replaced by a small positive value.
+static void fill_weights(uint32_t w, uint8_t *p, size_t bytes, uint64_t *seed) {
+    if (w == QK_F32 || w == QK_F16 || w == QK_BF16) {
+        // Plain floats in [-1, 1].
+        const size_t n = w == QK_F32 ? bytes / 4 : bytes / 2;
+        for (size_t i = 0; i < n; i++) {
+            *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+            const float v = (float)((int)(*seed >> 40) % 2001 - 1000) / 1000.0f;
+            if (w == QK_F32) memcpy(p + 4 * i, &v, 4);
+            else {
+                const uint16_t h = w == QK_F16 ? qk_f2h(v) : (uint16_t)(qk_f2u(v) >> 16);
+                memcpy(p + 2 * i, &h, 2);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < bytes; i++) {
+        *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (uint8_t)(*seed >> 56);
+    }
+    const uint16_t small = qk_f2h(0.01f);
+    size_t block = 0;
+    switch (w) {
+    case QK_Q4_0: block = 18; break;
+    case QK_Q4_1: block = 20; break;
+    case QK_Q8_0: block = 34; break;
+    case QK_Q4_K: block = 144; break;
+    case QK_Q5_K: block = 176; break;
+    case QK_Q6_K: block = 210; break;
+    default: return;
+    }
+    for (size_t off = 0; off + block <= bytes; off += block) {
+        if (w == QK_Q6_K) memcpy(p + off + 208, &small, 2);
+        else {
+            memcpy(p + off, &small, 2);
+            if (w == QK_Q4_1 || w == QK_Q4_K || w == QK_Q5_K) memcpy(p + off + 2, &small, 2);
+        }
+    }
+}
+
+double qk_bench_matmul(uint32_t w, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef) {
+    const size_t rowBytes = weight_row_bytes(w, n), xBytes = qk_activation_row_bytes(w, n);
+    if (!rowBytes || !xBytes || rows <= 0 || nTok <= 0 || reps <= 0) return -1;
+    uint8_t *W = malloc(rowBytes * (size_t)rows);
+    uint8_t *X = malloc(xBytes * (size_t)nTok);
+    float *xf = malloc((size_t)n * 4);
+    float *Y = malloc((size_t)rows * (size_t)nTok * 4);
+    double *times = malloc((size_t)reps * sizeof(double));
+    if (!W || !X || !xf || !Y || !times) { free(W); free(X); free(xf); free(Y); free(times); return -1; }
+    uint64_t seed = 12345;
+    fill_weights(w, W, rowBytes * (size_t)rows, &seed);
+    for (int64_t t = 0; t < nTok; t++) {
+        for (int64_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            xf[i] = (float)((int)(seed >> 40) % 2001 - 1000) / 1000.0f;
+        }
+        qk_quantize_activation(w, xf, X + (size_t)t * xBytes, n);
+    }
+    void (*f)(uint32_t, const void *, size_t, int64_t, int64_t, int64_t, const void *, size_t, int64_t, float *,
+              int64_t) = useRef ? qk_matmul_ref : qk_matmul;
+    f(w, W, rowBytes, n, 0, rows, X, xBytes, nTok, Y, rows);
+    for (int i = 0; i < reps; i++) {
+        const double t0 = now_us();
+        f(w, W, rowBytes, n, 0, rows, X, xBytes, nTok, Y, rows);
+        times[i] = now_us() - t0;
+    }
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    const double median = times[reps / 2];
+    free(W); free(X); free(xf); free(Y); free(times);
+    return median;
 }

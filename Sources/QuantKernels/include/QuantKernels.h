@@ -1,9 +1,65 @@
-// Hot kernels for quantized tensors: dequantization, activation quantization and dot products,
-// with a portable scalar version of each and AVX2 / AVX-512 variants chosen at run time.
+// Hot kernels for quantized tensors: dequantization, activation quantization and matrix products,
+// with a portable scalar version of each and AVX2 variants chosen once at run time.
+//
+// Type numbers are ggml's (`enum ggml_type`): F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, Q8_1=9,
+// Q4_K=12, Q5_K=13, Q6_K=14, Q8_K=15, BF16=30. Block layouts are ggml's, byte for byte.
+// Quantized blocks are read through 2-byte fields (4-byte for Q8_K): weight rows must be at least
+// 2-byte aligned, as GGUF tensor data always is. Every function is thread-safe (no shared scratch).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /// Bit set of the CPU features the dispatcher found (QK_FEATURE_*).
 enum { QK_FEATURE_AVX2 = 1, QK_FEATURE_AVX512 = 2, QK_FEATURE_AVX512VNNI = 4 };
 int qk_cpu_features(void);
+
+/// Dequantizes n elements (a multiple of the type's block size) to f32.
+/// Types: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q8_1, Q4_K, Q5_K, Q6_K, Q8_K. Returns 0, or -1 for
+/// an unsupported type or an n that is not a whole number of blocks.
+int qk_dequantize(uint32_t type, const void *src, float *dst, int64_t n);
+
+/// The activation format a weight type's dot product consumes (llama.cpp's vec_dot_type):
+/// Q4_0, Q8_0 -> Q8_0; Q4_1 -> Q8_1; Q4_K, Q5_K, Q6_K -> Q8_K; F32, F16, BF16 -> F32.
+/// Returns UINT32_MAX for a type that is not a supported weight type.
+uint32_t qk_activation_type(uint32_t weightType);
+
+/// Bytes of one activation row of n elements for that weight type (n*4 for f32); 0 if unsupported.
+size_t qk_activation_row_bytes(uint32_t weightType, int64_t n);
+
+/// Quantizes n f32 activations into the format above exactly as ggml's reference
+/// quantize_row_q8_0_ref / q8_1_ref / q8_K_ref do (bit for bit). For F32/F16/BF16 weights it
+/// copies the floats. n must be a multiple of the activation block size (32 or 256).
+void qk_quantize_activation(uint32_t weightType, const float *x, void *dst, int64_t n);
+
+/// Y[t*yStride + r] = dot(row r of W, activation row t) for r in [r0, r1), t in [0, nTok).
+/// W: weight rows of rowBytes bytes each (row r starts at W + r*rowBytes), n elements per row.
+/// X: nTok activation rows, xStride bytes apart, made by qk_quantize_activation(weightType, ...).
+/// Weight types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K. Single-threaded; callers
+/// split rows across threads. Unsupported types leave Y untouched.
+void qk_matmul(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+               const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+
+/// The same, computed by the portable scalar reference code only (the oracle for the fast kernels).
+void qk_matmul_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                   const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+
+/// f32 helpers for attention (dispatched): sum of a[i]*b[i]; y += a*x.
+float qk_dot_f32(const float *a, const float *b, int64_t n);
+void qk_axpy_f32(float a, const float *x, float *y, int64_t n);
+
+/// What the dispatcher chose: "avx2" or "scalar".
+const char *qk_isa_name(void);
+
+/// Times qk_matmul (or qk_matmul_ref when useRef != 0) on random weights of the given type,
+/// rows x n, with nTok activation rows, single thread. Runs `reps` timed repetitions after one
+/// warm-up and returns the median in microseconds of this thread's CPU time (so time the OS gave to
+/// other processes does not count), or -1 for an unsupported type.
+double qk_bench_matmul(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,30 @@
+// Times the QuantKernels matrix products on one thread (medians). Build and run from the repo root:
+//   clang -O3 -ISources/QuantKernels/include Sources/QuantKernels/*.c scripts/kernel_bench.c -o /tmp/kbench && /tmp/kbench
+#include "QuantKernels.h"
+#include <stdio.h>
+
+static void row(const char *label, uint32_t type, int64_t rows, int64_t n, int64_t nTok, int reps) {
+    const double fast = qk_bench_matmul(type, rows, n, nTok, reps, 0);
+    const double ref = qk_bench_matmul(type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
+    const double gflop = 2.0 * (double)rows * (double)n * (double)nTok / 1e3;  // per µs -> GFLOP/s
+    printf("%-28s %6lldx%-5lld nTok %4lld  fast %9.1f us (%6.1f GFLOP/s)  ref %10.1f us  x%.1f\n", label,
+           (long long)rows, (long long)n, (long long)nTok, fast, gflop / fast, ref, ref / fast);
+}
+
+int main(void) {
+    printf("isa: %s\n", qk_isa_name());
+    row("Q4_1 matvec", 3, 1536, 576, 1, 2001);
+    row("Q4_1 matvec 576x1536", 3, 576, 1536, 1, 2001);
+    row("Q8_0 matvec (LM head)", 8, 49152, 576, 1, 101);
+    row("F32 matvec", 0, 1536, 576, 1, 1001);
+    row("Q4_0 matvec", 2, 1536, 576, 1, 1001);
+    row("Q4_K matvec", 12, 1536, 768, 1, 1001);
+    row("Q5_K matvec", 13, 1536, 768, 1, 1001);
+    row("Q6_K matvec", 14, 1536, 768, 1, 1001);
+    row("Q4_1 x128", 3, 1536, 576, 128, 51);
+    row("Q8_0 x128", 8, 1536, 576, 128, 51);
+    row("F32 x128", 0, 1536, 576, 128, 51);
+    row("Q4_K x128", 12, 1536, 768, 128, 51);
+    row("Q6_K x128", 14, 1536, 768, 128, 51);
+    return 0;
+}
