@@ -295,7 +295,7 @@ struct TokenizerSpeedTests {
         let encodeLlama3 = clock.measure {
             for t in texts { _ = tok.encode(t, addBOS: true, parseSpecial: true) }
         }
-        print("tokenizer load: Llama 3 \(loadLlama3) (of which tokenizer build \(buildOnly)), SmolLM2 \(loadSmol); "
+        print("tokenizer load (open GGUF + build): Llama 3 \(loadLlama3), SmolLM2 \(loadSmol); Llama 3 build from an opened file \(buildOnly); "
             + "encode 31 tokenize.json strings: SmolLM2 \(encodeSmol), Llama 3 \(encodeLlama3)")
         #expect(encodeSmol < .seconds(1))
         #expect(encodeLlama3 < .seconds(1))
