@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "strata",
             dependencies: [
-                "StrataModel", "StrataWorker", "StrataCoordinator",
+                "StrataModel", "StrataWorker", "StrataCoordinator", "QuantKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/strata",

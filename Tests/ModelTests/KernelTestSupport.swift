@@ -3,6 +3,7 @@ import QuantKernels
 import StrataModel
 
 /// Seeded SplitMix64, so a failing case can be replayed.
+/// SplitMix64: a small seeded generator, so that every run draws the same data.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }

@@ -63,3 +63,15 @@ double qk_bench_matmul(uint32_t weightType, int64_t rows, int64_t n, int64_t nTo
 #ifdef __cplusplus
 }
 #endif
+#ifdef __cplusplus
+}
+#endif
+
+// f16 (IEEE half, as bit patterns) for the KV cache: conversion with round-to-nearest-even,
+// and attention's products of f32 queries/weights with f16 keys/values. *_ref: scalar only.
+void qk_f32_to_f16(const float *x, uint16_t *y, int64_t n);
+float qk_dot_f32_f16(const float *a, const uint16_t *b, int64_t n);
+void qk_axpy_f16(float a, const uint16_t *x, float *y, int64_t n);   // y += a*x
+void qk_f32_to_f16_ref(const float *x, uint16_t *y, int64_t n);
+float qk_dot_f32_f16_ref(const float *a, const uint16_t *b, int64_t n);
+void qk_axpy_f16_ref(float a, const uint16_t *x, float *y, int64_t n);

@@ -1,0 +1,85 @@
+import Foundation
+import Synchronization
+
+/// A fixed set of threads that run one data-parallel job at a time and meet at a spin barrier.
+///
+/// Matrix products in decode take a few microseconds each; waking threads through Dispatch costs
+/// more than that (see shared/docs/FINDINGS.md), so the workers stay awake, spinning on a
+/// generation counter, and back off to sleeping only after a stretch with no work.
+public final class ComputePool: @unchecked Sendable {
+    public let threadCount: Int
+
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    /// The job of the current generation; written only by the caller while no worker reads it.
+    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    private var workers: [Thread] = []
+
+    public init(threads: Int) {
+        threadCount = max(1, threads)
+        for index in 1 ..< threadCount {
+            let t = Thread { [unowned self] in self.workerLoop(index: index) }
+            t.name = "strata-compute-\(index)"
+            t.stackSize = 1 << 20
+            workers.append(t)
+            t.start()
+        }
+    }
+
+    deinit {
+        stopping.store(true, ordering: .releasing)
+        generation.add(1, ordering: .releasing)
+        while pending.load(ordering: .acquiring) > -(threadCount - 1) { sched_yield() }
+    }
+
+    /// Runs `body(threadIndex)` on every thread of the pool, the caller being thread 0, and
+    /// returns when all have finished.
+    public func run(_ body: (Int) -> Void) {
+        if threadCount == 1 { body(0); return }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            pending.store(threadCount - 1, ordering: .releasing)
+            generation.add(1, ordering: .releasing)
+            body(0)
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 1 << 16 { sched_yield() }
+            }
+            job = nil
+        }
+    }
+
+    /// The half-open share `[start, end)` of `0..<count` that thread `index` takes, cut at
+    /// multiples of `granule` so that kernels see whole tiles.
+    public func share(of count: Int, thread index: Int, granule: Int = 1) -> Range<Int> {
+        let units = (count + granule - 1) / granule
+        let lo = units * index / threadCount * granule
+        let hi = units * (index + 1) / threadCount * granule
+        return min(lo, count) ..< min(hi, count)
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen {
+                spins += 1
+                if spins > 200_000 {
+                    // Idle for a while (no generation running): stop burning the core.
+                    usleep(spins > 400_000 ? 200 : 0)
+                }
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            if stopping.load(ordering: .acquiring) {
+                pending.subtract(1, ordering: .releasing)
+                return
+            }
+            job?(index)
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+}

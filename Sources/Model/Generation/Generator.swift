@@ -1,0 +1,142 @@
+import Foundation
+
+/// What to generate and when to stop.
+public struct GenerationOptions: Sendable {
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    /// Generation ends when the text contains one of these (the stop string is not emitted).
+    public var stopStrings: [String]
+    /// Stop at the vocabulary's end-of-generation tokens (included in `generatedIDs`, not in `text`).
+    public var stopAtEndOfGeneration: Bool
+
+    public init(maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stopStrings: [String] = [],
+                stopAtEndOfGeneration: Bool = true) {
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stopStrings = stopStrings
+        self.stopAtEndOfGeneration = stopAtEndOfGeneration
+    }
+}
+
+public enum FinishReason: String, Sendable, Codable {
+    case length, stop
+}
+
+public struct GenerationResult: Sendable {
+    public var promptIDs: [Int32]
+    public var generatedIDs: [Int32]
+    public var text: String
+    public var finishReason: FinishReason
+    /// Wall time of the prompt's forward pass (prefill) and of the decode steps after it.
+    public var promptSeconds: Double
+    public var decodeSeconds: Double
+    /// Single-token forward passes run after the prompt.
+    public var decodeSteps: Int
+
+    public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptIDs.count) / promptSeconds : 0 }
+    public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(decodeSteps) / decodeSeconds : 0 }
+}
+
+public enum GenerationError: Error, CustomStringConvertible {
+    case emptyPrompt
+    case promptTooLong(tokens: Int, contextLength: Int)
+    case inference(InferenceError)
+
+    public var description: String {
+        switch self {
+        case .emptyPrompt: "the prompt is empty"
+        case let .promptTooLong(n, ctx): "the prompt has \(n) tokens; the context holds \(ctx)"
+        case let .inference(e): e.description
+        }
+    }
+}
+
+/// Generates text in one process: the whole model on one engine.
+public final class Generator {
+    public let engine: LlamaEngine
+    public let tokenizer: Tokenizer
+    public let contextLength: Int
+    private let cache: KVCacheStore
+    private var nextSequence: SequenceID = 1
+    /// Prompt tokens per forward pass during prefill.
+    public var prefillChunk = 512
+
+    public init(engine: LlamaEngine, tokenizer: Tokenizer, contextLength: Int? = nil) {
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.contextLength = min(contextLength ?? engine.config.contextLength, engine.config.contextLength)
+        cache = engine.makeCache(maxSequences: 1, contextLength: self.contextLength)
+    }
+
+    /// Generates from `promptIDs`. `onText` receives text as it is produced (never half a
+    /// character, never part of a stop string) and may return false to stop early.
+    public func generate(promptIDs: [Int32], options: GenerationOptions,
+                         onText: (String) -> Bool = { _ in true }) throws(GenerationError) -> GenerationResult {
+        guard !promptIDs.isEmpty else { throw .emptyPrompt }
+        guard promptIDs.count < contextLength else { throw .promptTooLong(tokens: promptIDs.count, contextLength: contextLength) }
+        let seq = nextSequence
+        nextSequence += 1
+        defer { cache.release(seq) }
+
+        var sampler = Sampler(options.sampling)
+        var decoder = StreamingDecoder(tokenizer: tokenizer, includeSpecial: false)
+        var stops = StopStringMatcher(stops: options.stopStrings)
+        var history = promptIDs
+        var generated: [Int32] = []
+        var text = ""
+        var finish = FinishReason.length
+        var flushText = true  // false once a stop string or the caller ended the text
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var logits: [Float] = []
+        do throws(InferenceError) {
+            var done = 0
+            while done < promptIDs.count {
+                let chunk = Array(promptIDs[done ..< min(done + prefillChunk, promptIDs.count)])
+                var x = try engine.embed(chunk)
+                let batch = chunk.indices.map { BatchToken(sequence: seq, position: done + $0) }
+                try engine.forward(&x, batch: batch, cache: cache)
+                done += chunk.count
+                if done == promptIDs.count { logits = try engine.logits(x, rows: [chunk.count - 1]) }
+            }
+        } catch { throw .inference(error) }
+        let promptSeconds = (clock.now - start).seconds
+
+        let decodeStart = clock.now
+        var steps = 0
+        generation: while generated.count < options.maxTokens {
+            let id = sampler.sample(logits: logits, history: history)
+            generated.append(id)
+            history.append(id)
+            if options.stopAtEndOfGeneration && tokenizer.endOfGenerationIDs.contains(id) {
+                finish = .stop
+                break
+            }
+            let (emit, stopped) = stops.feed(decoder.append(id))
+            text += emit
+            if !emit.isEmpty && !onText(emit) { finish = .stop; flushText = false; break }
+            if stopped { finish = .stop; flushText = false; break generation }
+            if generated.count == options.maxTokens || history.count >= contextLength { break }
+            do throws(InferenceError) {
+                var x = try engine.embed([id])
+                try engine.forward(&x, batch: [BatchToken(sequence: seq, position: history.count - 1)], cache: cache)
+                logits = try engine.logits(x, rows: [0])
+            } catch { throw .inference(error) }
+            steps += 1
+        }
+        if flushText {
+            let (emit, stopped) = stops.feed(decoder.flush())
+            let rest = emit + (stopped ? "" : stops.flush())
+            text += rest
+            if !rest.isEmpty { _ = onText(rest) }
+        }
+        return GenerationResult(promptIDs: promptIDs, generatedIDs: generated, text: text, finishReason: finish,
+                                promptSeconds: promptSeconds, decodeSeconds: (clock.now - decodeStart).seconds,
+                                decodeSteps: steps)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import QuantKernels
+
+/// The small element-wise steps of the decoder layer, on one token's vectors.
+enum Ops {
+    /// out = x / sqrt(mean(x²) + eps) · g   (RMSNorm, Zhang & Sennrich 2019), summed in double as ggml does.
+    static func rmsNorm(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, n: Int, eps: Float) {
+        var sum: Double = 0
+        for i in 0 ..< n { sum += Double(x[i] * x[i]) }
+        let scale = 1 / (Float(sum / Double(n)) + eps).squareRoot()
+        for i in 0 ..< n { out[i] = (x[i] * scale) * g[i] }
+    }
+
+    /// Rotates adjacent pairs (v[i], v[i+1]) of the first `ropeDim` dims of each head by
+    /// position·θᵢ (RoPE, Su et al. 2021, laid out as GGUF's llama tensors are).
+    static func rope(_ v: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>, pairs: Int) {
+        for h in 0 ..< heads {
+            let p = v + h * headDim
+            for i in 0 ..< pairs {
+                let c = table[2 * i], s = table[2 * i + 1]
+                let x0 = p[2 * i], x1 = p[2 * i + 1]
+                p[2 * i] = x0 * c - x1 * s
+                p[2 * i + 1] = x0 * s + x1 * c
+            }
+        }
+    }
+
+    /// (cos, sin) of position·θᵢ for each pair, θᵢ = base^(-2i/ropeDim) / freqFactor[i],
+    /// computed the way ggml does (θ scaled step by step in f32).
+    static func ropeTable(position: Int, config: LlamaConfig, freqFactors: [Float]?, into table: UnsafeMutablePointer<Float>) {
+        let pairs = config.ropeDim / 2
+        let thetaScale = powf(config.ropeTheta, -2 / Float(config.ropeDim))
+        var theta = Float(position)
+        for i in 0 ..< pairs {
+            let t = theta / (freqFactors?[i] ?? 1)
+            table[2 * i] = cosf(t)
+            table[2 * i + 1] = sinf(t)
+            theta *= thetaScale
+        }
+    }
+
+    /// Softmax in place over n scores.
+    static func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
+        var maxValue = -Float.infinity
+        for i in 0 ..< n { maxValue = max(maxValue, x[i]) }
+        var sum: Float = 0
+        for i in 0 ..< n {
+            let e = expf(x[i] - maxValue)
+            x[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0 ..< n { x[i] *= inv }
+    }
+
+    /// a = silu(a) · b   (SwiGLU's gate), silu(x) = x / (1 + e^-x).
+    static func swiGLU(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int) {
+        for i in 0 ..< n {
+            let x = a[i]
+            a[i] = x / (1 + expf(-x)) * b[i]
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import QuantKernels
+
+public enum InferenceError: Error, Equatable, CustomStringConvertible {
+    case cache(KVCacheError)
+    case layersNotLoaded(requested: Range<Int>, loaded: Range<Int>)
+    case missingEmbedding
+    case missingHead
+    case tokenOutOfRange(Int32, vocabularySize: Int)
+    case hiddenSize(expected: Int, got: Int)
+    case emptyBatch
+
+    public var description: String {
+        switch self {
+        case let .cache(e): e.description
+        case let .layersNotLoaded(requested, loaded): "layers \(requested) requested, but this stage holds \(loaded)"
+        case .missingEmbedding: "this stage does not hold the token embedding"
+        case .missingHead: "this stage does not hold the output head"
+        case let .tokenOutOfRange(id, n): "token id \(id) is outside the vocabulary (0..<\(n))"
+        case let .hiddenSize(expected, got): "activations hold \(got) floats; expected \(expected)"
+        case .emptyBatch: "empty batch"
+        }
+    }
+}
+
+/// Runs the Llama decoder over a contiguous range of layers, on a batch of tokens from one or
+/// several sequences at their own positions — exactly what a pipeline stage runs — plus the
+/// embedding and the output head when the stage holds them.
+///
+/// Not thread-safe: one caller at a time drives it; it spreads each step over its `ComputePool`.
+public final class LlamaEngine {
+    public let weights: LlamaWeights
+    public let pool: ComputePool
+    public var config: LlamaConfig { weights.config }
+
+    // Scratch, grown to the largest batch seen. Shapes per batch of nTok tokens:
+    private var xb = ScratchBuffer()      // (nTok, dim)          normed input of a sub-layer
+    private var q = ScratchBuffer()       // (nTok, qDim)         queries
+    private var k = ScratchBuffer()       // (nTok, kvDim)        keys of the batch
+    private var v = ScratchBuffer()       // (nTok, kvDim)        values of the batch
+    private var attn = ScratchBuffer()    // (nTok, qDim)         attention output, heads concatenated
+    private var hb = ScratchBuffer()      // (nTok, hiddenDim)    gate, then SwiGLU
+    private var hb2 = ScratchBuffer()     // (nTok, hiddenDim)    up
+    private var out = ScratchBuffer()     // (nTok, dim)          sub-layer output before the residual add
+    private var scores = ScratchBuffer()  // (threads, contextLength) attention scores per thread
+    private var rope = ScratchBuffer()    // (nTok, ropeDim)      cos/sin per token
+    private var quantized: [UInt32: ScratchBuffer] = [:]  // activations in each weight type's input format
+
+    public init(weights: LlamaWeights, threads: Int) {
+        self.weights = weights
+        self.pool = ComputePool(threads: threads)
+    }
+
+    deinit {
+        for b in [xb, q, k, v, attn, hb, hb2, out, scores, rope] { b.free() }
+        quantized.values.forEach { $0.free() }
+    }
+
+    /// Makes a KV cache store shaped for this stage's layers.
+    public func makeCache(maxSequences: Int = 64, contextLength: Int? = nil, type: KVCacheType = .f16) -> KVCacheStore {
+        KVCacheStore(config: config, layers: weights.layerRange.count, maxSequences: maxSequences,
+                     contextLength: contextLength, type: type)
+    }
+
+    // MARK: Embedding
+
+    /// The embeddings of `tokens`: (tokens.count, dim).
+    public func embed(_ tokens: [Int32]) throws(InferenceError) -> [Float] {
+        guard let table = weights.tokenEmbedding else { throw .missingEmbedding }
+        let dim = config.dim
+        var x = [Float](repeating: 0, count: tokens.count * dim)
+        for id in tokens where id < 0 || Int(id) >= table.rows {
+            throw .tokenOutOfRange(id, vocabularySize: table.rows)
+        }
+        x.withUnsafeMutableBufferPointer { x in
+            for (i, id) in tokens.enumerated() { table.dequantizeRow(Int(id), into: x.baseAddress! + i * dim) }
+        }
+        return x
+    }
+
+    // MARK: Decoder layers
+
+    /// Runs `layers` (by default all this stage holds) over `hidden`, (batch.count, dim), in place,
+    /// reading and extending each sequence's KV cache.
+    public func forward(_ hidden: inout [Float], batch: [BatchToken], cache: KVCacheStore, layers: Range<Int>? = nil) throws(InferenceError) {
+        let layers = layers ?? weights.layerRange
+        guard !batch.isEmpty else { throw .emptyBatch }
+        guard layers.lowerBound >= weights.layerRange.lowerBound, layers.upperBound <= weights.layerRange.upperBound else {
+            throw .layersNotLoaded(requested: layers, loaded: weights.layerRange)
+        }
+        guard hidden.count == batch.count * config.dim else { throw .hiddenSize(expected: batch.count * config.dim, got: hidden.count) }
+        let caches: [SequenceCache]
+        do { caches = try cache.prepare(batch) } catch { throw .cache(error) }
+        hidden.withUnsafeMutableBufferPointer { x in
+            let positions = batch.map(\.position)
+            fillRopeTables(positions)
+            for l in layers {
+                layer(l, x: x.baseAddress!, positions: positions, caches: caches)
+            }
+        }
+        cache.commit(batch)
+    }
+
+    private func fillRopeTables(_ positions: [Int]) {
+        let table = rope.floats(positions.count * config.ropeDim)
+        for (i, p) in positions.enumerated() {
+            Ops.ropeTable(position: p, config: config, freqFactors: weights.ropeFreqFactors, into: table + i * config.ropeDim)
+        }
+    }
+
+    /// One decoder layer on x: (nTok, dim), in place.
+    private func layer(_ l: Int, x: UnsafeMutablePointer<Float>, positions: [Int], caches: [SequenceCache]) {
+        let c = config
+        let w = weights.layers[l - weights.layerRange.lowerBound]
+        let cacheLayer = l - weights.layerRange.lowerBound
+        let nTok = positions.count
+        let xb = xb.floats(nTok * c.dim), q = q.floats(nTok * c.qDim)
+        let k = k.floats(nTok * c.kvDim), v = v.floats(nTok * c.kvDim)
+        let attn = attn.floats(nTok * c.qDim), out = out.floats(nTok * c.dim)
+        let hb = hb.floats(nTok * c.hiddenDim), hb2 = hb2.floats(nTok * c.hiddenDim)
+        let scores = scores.floats(pool.threadCount * caches.map(\.contextLength).max()!)
+        let ropeTable = UnsafePointer(rope.floats(nTok * c.ropeDim))
+
+        // Attention: x += wo · attention(rope(wq·norm(x)), rope(wk·norm(x)), wv·norm(x))
+        w.attnNorm.withUnsafeBufferPointer { g in
+            for t in 0 ..< nTok { Ops.rmsNorm(x + t * c.dim, g.baseAddress!, xb + t * c.dim, n: c.dim, eps: c.normEps) }
+        }
+        matmul([(w.wq, q), (w.wk, k), (w.wv, v)], input: xb, nTok: nTok)
+
+        let pairs = c.ropeDim / 2
+        for t in 0 ..< nTok {
+            let table = ropeTable + t * c.ropeDim
+            Ops.rope(q + t * c.qDim, heads: c.nHeads, headDim: c.headDim, table: table, pairs: pairs)
+            Ops.rope(k + t * c.kvDim, heads: c.nKVHeads, headDim: c.headDim, table: table, pairs: pairs)
+            let cache = caches[t], pos = positions[t]
+            cache.store(layer: cacheLayer, position: pos, key: k + t * c.kvDim, value: v + t * c.kvDim)
+        }
+
+        // Grouped-query attention: query head h reads key/value head h / kvMul of its sequence's cache.
+        let scale = 1 / Float(c.headDim).squareRoot()
+        let stride = caches.map(\.contextLength).max()!
+        let pool = pool
+        pool.run { tid in
+            let s = scores + tid * stride
+            for job in pool.share(of: nTok * c.nHeads, thread: tid) {
+                let t = job / c.nHeads, h = job % c.nHeads
+                let kvHead = h / c.kvMul
+                let cache = caches[t]
+                let qh = UnsafePointer(q + t * c.qDim + h * c.headDim)
+                let o = attn + t * c.qDim + h * c.headDim
+                let n = positions[t] + 1
+                o.initialize(repeating: 0, count: c.headDim)
+                // keys, values: (positions, kvDim); this head reads columns kvHead·headDim ..< +headDim.
+                switch cache.type {
+                case .f16:
+                    let keys = UnsafePointer(cache.keys[cacheLayer].assumingMemoryBound(to: UInt16.self)) + kvHead * c.headDim
+                    let values = UnsafePointer(cache.values[cacheLayer].assumingMemoryBound(to: UInt16.self)) + kvHead * c.headDim
+                    for p in 0 ..< n { s[p] = qk_dot_f32_f16(qh, keys + p * c.kvDim, Int64(c.headDim)) * scale }
+                    Ops.softmax(s, n: n)
+                    for p in 0 ..< n { qk_axpy_f16(s[p], values + p * c.kvDim, o, Int64(c.headDim)) }
+                case .f32:
+                    let keys = UnsafePointer(cache.keys[cacheLayer].assumingMemoryBound(to: Float.self)) + kvHead * c.headDim
+                    let values = UnsafePointer(cache.values[cacheLayer].assumingMemoryBound(to: Float.self)) + kvHead * c.headDim
+                    for p in 0 ..< n { s[p] = qk_dot_f32(qh, keys + p * c.kvDim, Int64(c.headDim)) * scale }
+                    Ops.softmax(s, n: n)
+                    for p in 0 ..< n { qk_axpy_f32(s[p], values + p * c.kvDim, o, Int64(c.headDim)) }
+                }
+            }
+        }
+        matmul([(w.wo, out)], input: attn, nTok: nTok)
+        for i in 0 ..< nTok * c.dim { x[i] += out[i] }
+
+        // Feed-forward: x += w2 · (silu(w1·norm(x)) ⊙ w3·norm(x))
+        w.ffnNorm.withUnsafeBufferPointer { g in
+            for t in 0 ..< nTok { Ops.rmsNorm(x + t * c.dim, g.baseAddress!, xb + t * c.dim, n: c.dim, eps: c.normEps) }
+        }
+        matmul([(w.w1, hb), (w.w3, hb2)], input: xb, nTok: nTok)
+        Ops.swiGLU(hb, hb2, n: nTok * c.hiddenDim)
+        matmul([(w.w2, out)], input: hb, nTok: nTok)
+        for i in 0 ..< nTok * c.dim { x[i] += out[i] }
+    }
+
+    /// outputs[j] = matrices[j] · input for nTok input rows, rows spread over the pool's threads.
+    /// Outputs are (nTok, rows) row-major. Matrices share `input`'s width.
+    private func matmul(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int) {
+        let cols = jobs[0].0.cols
+        var prepared: [UInt32: (UnsafeRawPointer, Int)] = [:]  // by activation format
+        let operands = jobs.map { m, out in
+            let format = qk_activation_type(m.type.rawValue)
+            let x = prepared[format] ?? activations(input, nTok: nTok, cols: cols, for: m.type)
+            prepared[format] = x
+            return (m, out, x)
+        }
+        let pool = pool
+        pool.run { tid in
+            for (m, out, (xq, stride)) in operands {
+                let r = pool.share(of: m.rows, thread: tid, granule: 16)
+                guard !r.isEmpty else { continue }
+                qk_matmul(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
+                          xq, stride, Int64(nTok), out, Int64(m.rows))
+            }
+        }
+    }
+
+    /// `input` (nTok, cols) in the format the weight type's product reads: f32 as it is, or
+    /// quantized to 8 bits (once per format and step, shared by matrices of the same type).
+    private func activations(_ input: UnsafeMutablePointer<Float>, nTok: Int, cols: Int, for type: GGMLType) -> (UnsafeRawPointer, Int) {
+        let format = qk_activation_type(type.rawValue)
+        if format == GGMLType.f32.rawValue { return (UnsafeRawPointer(input), cols * 4) }
+        let rowBytes = qk_activation_row_bytes(type.rawValue, Int64(cols))
+        var buffer = quantized[format] ?? ScratchBuffer()
+        let base = buffer.reserve(bytes: nTok * rowBytes)
+        quantized[format] = buffer
+        let pool = pool
+        if nTok >= 8 {
+            pool.run { tid in
+                for t in pool.share(of: nTok, thread: tid) {
+                    qk_quantize_activation(type.rawValue, input + t * cols, base + t * rowBytes, Int64(cols))
+                }
+            }
+        } else {
+            for t in 0 ..< nTok { qk_quantize_activation(type.rawValue, input + t * cols, base + t * rowBytes, Int64(cols)) }
+        }
+        return (UnsafeRawPointer(base), rowBytes)
+    }
+
+    // MARK: Output head
+
+    /// Final RMSNorm and output head for the given rows of `hidden` (rows of dim floats):
+    /// logits, (rows.count, vocabularySize).
+    public func logits(_ hidden: [Float], rows: [Int]) throws(InferenceError) -> [Float] {
+        guard let output = weights.output, let norm = weights.outputNorm else { throw .missingHead }
+        let dim = config.dim
+        guard hidden.count % dim == 0, rows.allSatisfy({ $0 >= 0 && $0 < hidden.count / dim }) else {
+            throw .hiddenSize(expected: (rows.max() ?? 0 + 1) * dim, got: hidden.count)
+        }
+        let n = rows.count
+        let xb = xb.floats(n * dim)
+        hidden.withUnsafeBufferPointer { h in
+            norm.withUnsafeBufferPointer { g in
+                for (i, r) in rows.enumerated() {
+                    Ops.rmsNorm(h.baseAddress! + r * dim, g.baseAddress!, xb + i * dim, n: dim, eps: config.normEps)
+                }
+            }
+        }
+        var result = [Float](repeating: 0, count: n * output.rows)
+        result.withUnsafeMutableBufferPointer { r in
+            matmul([(output, r.baseAddress!)], input: xb, nTok: n)
+        }
+        return result
+    }
+}

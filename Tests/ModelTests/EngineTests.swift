@@ -1,0 +1,135 @@
+import Foundation
+import StrataModel
+import Testing
+
+/// The engine on tiny random models built in the test.
+struct EngineTests {
+    /// Logits at every position of `tokens` in one sequence, from one batched forward pass.
+    static func batchLogits(_ engine: LlamaEngine, _ tokens: [Int32], kv: KVCacheType = .f32) throws -> [Float] {
+        let cache = engine.makeCache(type: kv)
+        var x = try engine.embed(tokens)
+        try engine.forward(&x, batch: tokens.indices.map { BatchToken(sequence: 1, position: $0) }, cache: cache)
+        return try engine.logits(x, rows: Array(tokens.indices))
+    }
+
+    static func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+
+    static let prompt: [Int32] = [3, 17, 42, 5, 9, 60, 1, 33, 8, 21, 50, 2, 7]
+
+    /// GQA for several nHeads/nKVHeads ratios (1:1 multi-head, 2:1, 4:1, 3:1, multi-query)
+    /// against the independent Double-precision forward pass.
+    @Test(arguments: [(4, 4), (4, 2), (4, 1), (6, 2), (8, 2), (6, 3)])
+    func matchesNaiveForward(heads: (Int, Int)) throws {
+        var tiny = TinyModel()
+        (tiny.nHeads, tiny.nKVHeads) = heads
+        tiny.dim = heads.0 * 8
+        tiny.tiedOutput = heads.0 % 2 == 0
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let engine = try TinyModel.engine(path: path)
+        let got = try Self.batchLogits(engine, Self.prompt)
+        let want = try NaiveLlama(path: path).logits(Self.prompt).flatMap { $0.map(Float.init) }
+        #expect(Self.maxDiff(got, want) < 1e-3, "heads \(heads)")
+    }
+
+    /// Decoding one token at a time through the KV cache equals a full forward of the prefix.
+    @Test(arguments: [KVCacheType.f32, .f16])
+    func incrementalDecodeEqualsFullForward(kv: KVCacheType) throws {
+        let path = try TinyModel().write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let engine = try TinyModel.engine(path: path)
+        let full = try Self.batchLogits(engine, Self.prompt, kv: kv)
+        let cache = engine.makeCache(type: kv)
+        var stepwise: [Float] = []
+        for (p, t) in Self.prompt.enumerated() {
+            var x = try engine.embed([t])
+            try engine.forward(&x, batch: [BatchToken(sequence: 9, position: p)], cache: cache)
+            stepwise += try engine.logits(x, rows: [0])
+        }
+        #expect(Self.maxDiff(full, stepwise) < 1e-4)
+    }
+
+    /// Layers 0..<k on one engine then k..<L on another equals 0..<L, bit for bit, for every k.
+    @Test func splitAtEveryLayerIsBitIdentical() throws {
+        var tiny = TinyModel()
+        tiny.nLayers = 5
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let whole = try TinyModel.engine(path: path)
+        let want = try Self.batchLogits(whole, Self.prompt)
+        for k in 1 ..< tiny.nLayers {
+            let first = try TinyModel.engine(path: path, layers: 0 ..< k)
+            let second = try TinyModel.engine(path: path, layers: k ..< tiny.nLayers)
+            #expect(first.weights.output == nil && second.weights.tokenEmbedding == nil)
+            let batch = Self.prompt.indices.map { BatchToken(sequence: 1, position: $0) }
+            var x = try first.embed(Self.prompt)
+            try first.forward(&x, batch: batch, cache: first.makeCache(type: .f32))
+            try second.forward(&x, batch: batch, cache: second.makeCache(type: .f32))
+            #expect(try second.logits(x, rows: Array(Self.prompt.indices)) == want, "split at \(k)")
+        }
+    }
+
+    /// Several sequences at their own positions in one batch give what each gives alone.
+    @Test func mixedBatchEqualsSeparateSequences() throws {
+        let path = try TinyModel().write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let engine = try TinyModel.engine(path: path)
+        let a: [Int32] = [1, 2, 3, 4, 5, 6], b: [Int32] = [9, 8, 7]
+        let aloneA = try Self.batchLogits(engine, a), aloneB = try Self.batchLogits(engine, b)
+
+        let cache = engine.makeCache(type: .f32)
+        // Prefill a[0..<4] and b[0..<2] together, then one decode step of each, interleaved.
+        var x = try engine.embed(Array(a[0 ..< 4]) + Array(b[0 ..< 2]))
+        let batch = (0 ..< 4).map { BatchToken(sequence: 10, position: $0) } + (0 ..< 2).map { BatchToken(sequence: 11, position: $0) }
+        try engine.forward(&x, batch: batch, cache: cache)
+        var got = try engine.logits(x, rows: [3, 5])
+        var y = try engine.embed([b[2], a[4]])
+        try engine.forward(&y, batch: [BatchToken(sequence: 11, position: 2), BatchToken(sequence: 10, position: 4)], cache: cache)
+        got += try engine.logits(y, rows: [0, 1])
+        let v = engine.config.vocabSize
+        let want = Array(aloneA[3 * v ..< 4 * v]) + Array(aloneB[1 * v ..< 2 * v]) + Array(aloneB[2 * v ..< 3 * v]) + Array(aloneA[4 * v ..< 5 * v])
+        #expect(Self.maxDiff(got, want) < 1e-4)
+        #expect(cache.count(of: 10) == 5 && cache.count(of: 11) == 3)
+    }
+
+    /// Quantized weights: the fast path agrees with the f32 path on the same (dequantized) weights.
+    @Test(arguments: [GGMLType.q8_0, .q4_1])
+    func quantizedFastPathAgreesWithF32(type: GGMLType) throws {
+        var tiny = TinyModel()
+        tiny.matrixType = type
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fast = try Self.batchLogits(TinyModel.engine(path: path, precision: .fast), Self.prompt)
+        let f32 = try Self.batchLogits(TinyModel.engine(path: path, precision: .f32), Self.prompt)
+        let scale = f32.map { abs($0) }.max()!
+        #expect(Self.maxDiff(fast, f32) < 0.05 * scale, "\(type)")
+    }
+
+    /// Past the context, out of order, too many sequences: clear errors, the cache untouched.
+    @Test func cacheLimitsAreErrors() throws {
+        var tiny = TinyModel()
+        tiny.contextLength = 8
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let engine = try TinyModel.engine(path: path)
+        let cache = engine.makeCache(maxSequences: 2)
+        var x = try engine.embed(Array(repeating: 1, count: 9))
+        #expect(throws: InferenceError.cache(.contextOverflow(sequence: 1, needed: 9, contextLength: 8))) {
+            try engine.forward(&x, batch: (0 ..< 9).map { BatchToken(sequence: 1, position: $0) }, cache: cache)
+        }
+        #expect(cache.count(of: 1) == 0)
+        var one = try engine.embed([1])
+        #expect(throws: InferenceError.cache(.positionGap(sequence: 1, position: 3, expected: 0))) {
+            try engine.forward(&one, batch: [BatchToken(sequence: 1, position: 3)], cache: cache)
+        }
+        var three = try engine.embed([1, 2, 3])
+        #expect(throws: InferenceError.cache(.tooManySequences(limit: 2))) {
+            try engine.forward(&three, batch: (1 ... 3).map { BatchToken(sequence: SequenceID($0), position: 0) }, cache: cache)
+        }
+        #expect(throws: InferenceError.tokenOutOfRange(64, vocabularySize: 64)) { _ = try engine.embed([64]) }
+        #expect(throws: InferenceError.tokenOutOfRange(-1, vocabularySize: 64)) { _ = try engine.embed([-1]) }
+        #expect(throws: InferenceError.layersNotLoaded(requested: 0 ..< 5, loaded: 0 ..< 4)) {
+            try engine.forward(&one, batch: [BatchToken(sequence: 1, position: 0)], cache: cache, layers: 0 ..< 5)
+        }
+    }
+}

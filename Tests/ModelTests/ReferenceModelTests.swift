@@ -1,0 +1,75 @@
+import Foundation
+import StrataModel
+import Testing
+
+/// The default model against llama.cpp's outputs on the same file (shared/refs).
+@Suite(.serialized) struct ReferenceModelTests {
+    struct Trace: Decodable {
+        struct Prompt: Decodable {
+            let name: String
+            let prompt_ids: [Int32]
+            let generated_ids: [Int32]
+            let steps: [Step]?
+        }
+        struct Step: Decodable {
+            let margin_top1_top2: Float?
+            let top10: [Entry]?
+        }
+        struct Entry: Decodable {
+            let id: Int
+            let logit: Float
+        }
+        let prompts: [Prompt]
+    }
+
+    static func load(_ file: String) throws -> Trace {
+        try JSONDecoder().decode(Trace.self, from: Data(contentsOf: TestPaths.ref(file)))
+    }
+
+    static func engine(_ precision: Precision) throws -> LlamaEngine {
+        let gguf = try GGUFFile(path: TestPaths.defaultModel)
+        let config = try LlamaConfig(gguf: gguf)
+        let weights = try LlamaWeights(gguf: gguf, layers: 0 ..< config.nLayers, embedding: true, head: true, precision: precision)
+        return LlamaEngine(weights: weights, threads: 2)
+    }
+
+    @Test func configOfDefaultModel() throws {
+        let config = try LlamaConfig(gguf: GGUFFile(path: TestPaths.defaultModel))
+        #expect(config == LlamaConfig(dim: 576, hiddenDim: 1536, nLayers: 30, nHeads: 9, nKVHeads: 3, headDim: 64,
+                                      vocabSize: 49152, contextLength: 8192, ropeTheta: 100_000, ropeDim: 64, normEps: 1e-5))
+    }
+
+    /// The f32 path reproduces llama.cpp's greedy ids on the F32 dequantization, token for token,
+    /// and its last-prompt-position logits within 1e-2.
+    @Test func f32PathMatchesGreedyReference() throws {
+        let engine = try Self.engine(.f32)
+        for prompt in try Self.load("greedy_f32.json").prompts {
+            let (ids, logits) = try engine.greedy(prompt: prompt.prompt_ids, steps: prompt.generated_ids.count, eos: 2)
+            #expect(ids == prompt.generated_ids, "prompt \(prompt.name)")
+            let file = TestPaths.ref("full_logits/f32_\(prompt.name).f32")
+            if FileManager.default.fileExists(atPath: file.path) {
+                let reference = try Data(contentsOf: file).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                #expect(reference.count == logits[0].count)
+                let maxDiff = zip(reference, logits[0]).map { abs($0 - $1) }.max()!
+                #expect(maxDiff < 1e-2, "prompt \(prompt.name): max |Δlogit| \(maxDiff)")
+            }
+        }
+    }
+
+    /// The fast path tracks llama.cpp running the Q4_1 file (which quantizes activations to 8
+    /// bits in its products): step-0 top-10 logits within 0.15, and greedy ids equal up to the
+    /// first step where the reference's top-1/top-2 margin is under 0.15.
+    @Test func fastPathTracksQ4_1Reference() throws {
+        let engine = try Self.engine(.fast)
+        for prompt in try Self.load("logits_trace_q4_1.json").prompts {
+            let steps = prompt.steps ?? []
+            let (ids, logits) = try engine.greedy(prompt: prompt.prompt_ids, steps: prompt.generated_ids.count, eos: 2)
+            for entry in steps[0].top10 ?? [] {
+                #expect(abs(logits[0][entry.id] - entry.logit) < 0.15, "prompt \(prompt.name), token \(entry.id)")
+            }
+            let trusted = steps.firstIndex { ($0.margin_top1_top2 ?? .infinity) < 0.15 } ?? steps.count
+            let upTo = min(trusted + 1, prompt.generated_ids.count)
+            #expect(Array(ids.prefix(upTo)) == Array(prompt.generated_ids.prefix(upTo)), "prompt \(prompt.name)")
+        }
+    }
+}
