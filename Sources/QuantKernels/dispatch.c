@@ -22,6 +22,7 @@ enum { TYPE_SLOTS = 31 };  // type numbers 0...30
 
 typedef struct {
     qk_matmul_fn matmul[TYPE_SLOTS];
+    qk_matmul_f32x_fn matmul_f32x;
     float (*dot_f32)(const float *, const float *, int64_t);
     void (*axpy_f32)(float, const float *, float *, int64_t);
     const char *isa;
@@ -45,6 +46,7 @@ static void fill_table(kernel_table *t) {
     t->isa = avx2 ? "avx2" : "scalar";
     t->dot_f32 = avx2 ? qk_avx2_dot_f32 : qk_ref_dot_f32;
     t->axpy_f32 = avx2 ? qk_avx2_axpy_f32 : qk_ref_axpy_f32;
+    t->matmul_f32x = avx2 ? qk_avx2_matmul_f32x : qk_ref_matmul_f32x;
     for (uint32_t type = 0; type < TYPE_SLOTS; type++) {
         qk_matmul_fn fast = avx2 ? qk_avx2_matmul_for(type) : NULL;
         t->matmul[type] = fast ? fast : qk_ref_matmul_for(type);
@@ -116,6 +118,16 @@ void qk_matmul_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_
                    const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
     const qk_matmul_fn f = qk_ref_matmul_for(w);
     if (f && r1 > r0 && nTok > 0) f(W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
+}
+
+void qk_matmul_f32x(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                    const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    kernels()->matmul_f32x(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
+}
+
+void qk_matmul_f32x_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                        const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    qk_ref_matmul_f32x(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
 }
 
 float qk_dot_f32(const float *a, const float *b, int64_t n) { return kernels()->dot_f32(a, b, n); }
@@ -219,5 +231,33 @@ double qk_bench_matmul(uint32_t w, int64_t rows, int64_t n, int64_t nTok, int re
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
     const double median = times[reps / 2];
     free(W); free(X); free(xf); free(Y); free(times);
+    return median;
+}
+
+double qk_bench_matmul_f32x(uint32_t w, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef) {
+    const size_t rowBytes = weight_row_bytes(w, n);
+    if (!rowBytes || rows <= 0 || nTok <= 0 || reps <= 0) return -1;
+    uint8_t *W = malloc(rowBytes * (size_t)rows);
+    float *X = malloc((size_t)n * (size_t)nTok * 4);
+    float *Y = malloc((size_t)rows * (size_t)nTok * 4);
+    double *times = malloc((size_t)reps * sizeof(double));
+    if (!W || !X || !Y || !times) { free(W); free(X); free(Y); free(times); return -1; }
+    uint64_t seed = 12345;
+    fill_weights(w, W, rowBytes * (size_t)rows, &seed);
+    for (int64_t i = 0; i < n * nTok; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        X[i] = (float)((int)(seed >> 40) % 2001 - 1000) / 1000.0f;
+    }
+    void (*f)(uint32_t, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, float *,
+              int64_t) = useRef ? qk_matmul_f32x_ref : qk_matmul_f32x;
+    f(w, W, rowBytes, n, 0, rows, X, n, nTok, Y, rows);
+    for (int i = 0; i < reps; i++) {
+        const double t0 = now_us();
+        f(w, W, rowBytes, n, 0, rows, X, n, nTok, Y, rows);
+        times[i] = now_us() - t0;
+    }
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    const double median = times[reps / 2];
+    free(W); free(X); free(Y); free(times);
     return median;
 }

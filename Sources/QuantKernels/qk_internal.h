@@ -92,3 +92,12 @@ void qk_ref_axpy_f32(float a, const float *x, float *y, int64_t n);
 qk_matmul_fn qk_avx2_matmul_for(uint32_t weightType);
 float qk_avx2_dot_f32(const float *a, const float *b, int64_t n);
 void qk_avx2_axpy_f32(float a, const float *x, float *y, int64_t n);
+
+/// Quantized weights x f32 activations (the signature of qk_matmul_f32x). Return 0, or -1 for a
+/// weight type they do not take (Y untouched).
+typedef int (*qk_matmul_f32x_fn)(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0,
+                                 int64_t r1, const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
+int qk_ref_matmul_f32x(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                       const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
+int qk_avx2_matmul_f32x(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                        const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);

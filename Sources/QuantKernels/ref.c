@@ -2,6 +2,7 @@
 // bit for bit) and one dot product per weight type. The fast kernels are tested against these.
 #include "qk_internal.h"
 #include <math.h>
+#include <stdlib.h>
 
 // Keep a*b + c as two roundings, as ggml's reference and gguf-py's numpy do (arm64 would fuse).
 #pragma STDC FP_CONTRACT OFF
@@ -402,4 +403,38 @@ float qk_ref_dot_f32(const float *a, const float *b, int64_t n) { return dot_f32
 
 void qk_ref_axpy_f32(float a, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+// MARK: - Weights in their stored type times f32 activations
+
+/// Supported weight types for the f32-activation product, and their block sizes.
+static int64_t f32x_block(uint32_t t) {
+    switch (t) {
+    case QK_F32: case QK_F16: case QK_BF16: return 1;
+    case QK_Q4_0: case QK_Q4_1: case QK_Q8_0: return QK32;
+    case QK_Q4_K: case QK_Q5_K: case QK_Q6_K: return QKK;
+    default: return 0;
+    }
+}
+
+int qk_ref_matmul_f32x(uint32_t type, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                       const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    const int64_t bs = f32x_block(type);
+    if (!bs || n < 0 || n % bs) return -1;
+    if (r1 <= r0 || nTok <= 0) return 0;
+    enum { STACK_FLOATS = 4096 };
+    float stack[STACK_FLOATS];
+    float *w = n <= STACK_FLOATS ? stack : malloc((size_t)n * sizeof(float));
+    if (!w) return -1;
+    for (int64_t r = r0; r < r1; r++) {
+        qk_ref_dequantize(type, (const char *)W + (size_t)r * rowBytes, w, n);
+        for (int64_t t = 0; t < nTok; t++) {
+            const float *x = X + t * xStride;
+            float s = 0.0f;
+            for (int64_t k = 0; k < n; k++) s += w[k] * x[k];
+            Y[t * yStride + r] = s;
+        }
+    }
+    if (w != stack) free(w);
+    return 0;
 }

@@ -47,6 +47,22 @@ void qk_matmul(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, i
 void qk_matmul_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                    const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
 
+/// Quantized weights times f32 activations, no activation quantization:
+/// Y[t*yStride + r] = sum_k W[r][k] * X[t*xStride + k] for r in [r0, r1), t in [0, nTok).
+/// W: rows of rowBytes bytes in the stored type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K,
+/// Q6_K), n elements per row (a whole number of the type's blocks). X and Y are f32; xStride and
+/// yStride count floats. The result equals an f32 product on the dequantized weights up to
+/// summation order and FMA rounding. Any n; rows of more than 1024 elements are processed in
+/// 1024-element chunks with partial sums added into Y (still written, never read before).
+/// Single-threaded, no shared scratch (about 17 KB of stack); unsupported types leave Y untouched.
+void qk_matmul_f32x(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                    const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
+
+/// The portable scalar reference of qk_matmul_f32x: each row dequantized by qk_dequantize, then a
+/// plain sequential f32 dot product with every activation row.
+void qk_matmul_f32x_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                        const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
+
 /// f32 helpers for attention (dispatched): sum of a[i]*b[i]; y += a*x.
 float qk_dot_f32(const float *a, const float *b, int64_t n);
 void qk_axpy_f32(float a, const float *x, float *y, int64_t n);
@@ -59,6 +75,9 @@ const char *qk_isa_name(void);
 /// warm-up and returns the median in microseconds of this thread's CPU time (so time the OS gave to
 /// other processes does not count), or -1 for an unsupported type.
 double qk_bench_matmul(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
+
+/// Times qk_matmul_f32x (or qk_matmul_f32x_ref when useRef != 0) like qk_bench_matmul.
+double qk_bench_matmul_f32x(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
 
 #ifdef __cplusplus
 }
