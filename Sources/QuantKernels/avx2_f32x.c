@@ -8,6 +8,7 @@
 // partial sums are added into Y. Results equal an f32 product on the dequantized weights up to
 // summation order and FMA rounding.
 #include "qk_internal.h"
+#include <stdlib.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -284,11 +285,76 @@ AVX2_INLINE void dec_tile(const uint8_t *w0, size_t rb, int64_t nb, const float 
     }
 }
 
+/// One token, four Q4_0/Q4_1 rows: acc_i += d_i * sum_block(q*x) (8 lanes per row), and the four
+/// rows' m_i * sx_b in one 4-lane FMA, sx_b the block's activation sum (times -8 for Q4_0, m = d).
+AVX2_INLINE void dec4_q4_t1(const uint8_t *w0, size_t rb, int64_t nb, const float *X, const float *sxb, float *Y,
+                            const int q4_1) {
+    const size_t bs = q4_1 ? 20 : 18, qo = q4_1 ? 4 : 2;
+    const __m256i m4 = _mm256_set1_epi32(15);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 accm = _mm_setzero_ps();
+    for (size_t off = 0; off < 4 * rb; off += 64) _mm_prefetch((const char *)(w0 + 16 * rb + off), _MM_HINT_T0);
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = X + 32 * b;
+        const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
+        const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+        const uint8_t *wb = w0 + (size_t)b * bs;
+        __m256 dm;  // Q4_1: [d0 m0 d1 m1 d2 m2 d3 m3]; Q4_0: [d0 d1 d2 d3 ...]
+        if (q4_1) {
+            __m128i h = _mm_cvtsi32_si128((int)ld32(wb));
+            h = _mm_insert_epi32(h, (int)ld32(wb + rb), 1);
+            h = _mm_insert_epi32(h, (int)ld32(wb + 2 * rb), 2);
+            h = _mm_insert_epi32(h, (int)ld32(wb + 3 * rb), 3);
+            dm = _mm256_cvtph_ps(h);
+            accm = _mm_fmadd_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7))),
+                                _mm_broadcast_ss(sxb + b), accm);
+        } else {
+            __m128i h = _mm_cvtsi32_si128(ld16(wb));
+            h = _mm_insert_epi16(h, ld16(wb + rb), 1);
+            h = _mm_insert_epi16(h, ld16(wb + 2 * rb), 2);
+            h = _mm_insert_epi16(h, ld16(wb + 3 * rb), 3);
+            const __m128 d4 = _mm_cvtph_ps(h);
+            dm = _mm256_castps128_ps256(d4);
+            accm = _mm_fmadd_ps(d4, _mm_broadcast_ss(sxb + b), accm);
+        }
+        for (int i = 0; i < 4; i++) {
+            const __m256i v0 = u8x8(wb + (size_t)i * rb + qo), v1 = u8x8(wb + (size_t)i * rb + qo + 8);
+            __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, m4)), x0);
+            __m256 p2 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, m4)), x1);
+            p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), x2, p);
+            p2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), x3, p2);
+            const __m256 d = _mm256_permutevar8x32_ps(dm, _mm256_set1_epi32(q4_1 ? 2 * i : i));
+            acc[i] = _mm256_fmadd_ps(_mm256_add_ps(p, p2), d, acc[i]);
+        }
+    }
+    _mm_storeu_ps(Y, _mm_add_ps(hsum4_ps(acc[0], acc[1], acc[2], acc[3]), accm));
+}
+
+/// Per-block activation sums for one token (times -8 for Q4_0), into sx[0..nb).
+AVX2_INLINE void block_sums(const float *X, int64_t nb, float *sx, float scale) {
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = X + 32 * b;
+        const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb), _mm256_loadu_ps(xb + 8)),
+                                       _mm256_add_ps(_mm256_loadu_ps(xb + 16), _mm256_loadu_ps(xb + 24)));
+        sx[b] = hsum_ps(v) * scale;
+    }
+}
+
 #define DEC(KIND, NAME)                                                                                        \
     static AVX2_FN void NAME(const uint8_t *W, size_t rb, int64_t n, int64_t r0, int64_t r1, const float *X,   \
                              int64_t xs, int64_t nTok, float *Y, int64_t ys) {                                 \
         const int64_t nb = n / 32;                                                                             \
         int64_t r = r0;                                                                                        \
+        if (nTok == 1 && KIND != QK_Q8_0 && r1 - r0 >= 4) {                                                                \
+            enum { SX_STACK = 512 };                                                                           \
+            float sx_stack[SX_STACK];                                                                          \
+            float *sx = nb <= SX_STACK ? sx_stack : malloc((size_t)nb * sizeof(float));                        \
+            if (sx) {                                                                                          \
+                block_sums(X, nb, sx, KIND == QK_Q4_0 ? -8.0f : 1.0f);                                         \
+                for (; r + 4 <= r1; r += 4) dec4_q4_t1(W + (size_t)r * rb, rb, nb, X, sx, Y + r, KIND == QK_Q4_1); \
+                if (sx != sx_stack) free(sx);                                                                  \
+            }                                                                                                  \
+        }                                                                                                      \
         for (; r + 4 <= r1; r += 4) {                                                                          \
             const uint8_t *w = W + (size_t)r * rb;                                                             \
             if (nTok == 1) dec_tile(w, rb, nb, X, xs, Y + r, ys, 4, 1, KIND);                                  \
