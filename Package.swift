@@ -43,5 +43,6 @@ let package = Package(
             swiftSettings: optimize
         ),
         .testTarget(name: "ModelTests", dependencies: ["StrataModel"], path: "Tests/ModelTests"),
+        .testTarget(name: "CLITests", dependencies: ["strata"], path: "Tests/CLITests"),
     ]
 )

@@ -10,12 +10,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .long, help: "fast (weights as stored, 8-bit activations in quantized products, like llama.cpp) or f32 (reference).")
+    @Option(name: .long, help: "fast (weights as stored, f32 activations), q8 (8-bit activations in quantized products, as llama.cpp), or f32 (dequantized weights: the reference).")
     var precision: String = "fast"
 
     func validate() throws {
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
-        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be 'fast' or 'f32'") }
+        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be one of: fast, q8, f32") }
     }
 
     /// Opens the file, loads every layer with embedding and head, and the tokenizer. Shows

@@ -56,19 +56,30 @@ import Testing
         }
     }
 
-    /// The fast path tracks llama.cpp running the Q4_1 file (which quantizes activations to 8
-    /// bits in its products): step-0 top-10 logits within 0.15, and greedy ids equal up to the
-    /// first step where the reference's top-1/top-2 margin is under 0.15.
-    @Test func fastPathTracksQ4_1Reference() throws {
-        let engine = try Self.engine(.fast)
-        for prompt in try Self.load("logits_trace_q4_1.json").prompts {
+    /// The fast path (weights as stored, f32 activations) tracks the F32 reference: step-0
+    /// top-10 logits within 0.15, and greedy ids equal up to the first step where the
+    /// reference's top-1/top-2 margin is under 0.15.
+    @Test func fastPathTracksF32Reference() throws {
+        try Self.expectTracks(Self.engine(.fast), "logits_trace_f32.json", tolerance: 0.15)
+    }
+
+    /// The q8 path quantizes activations as llama.cpp does, but not bit for bit like its AVX
+    /// code, so it tracks llama.cpp's Q4_1 run only loosely (8-bit noise is ~0.2–0.6 here).
+    @Test func q8PathTracksQ4_1ReferenceLoosely() throws {
+        try Self.expectTracks(Self.engine(.q8), "logits_trace_q4_1.json", tolerance: 0.8, checkIDs: false)
+    }
+
+    static func expectTracks(_ engine: LlamaEngine, _ file: String, tolerance: Float, checkIDs: Bool = true) throws {
+        for prompt in try load(file).prompts {
             let steps = prompt.steps ?? []
             let (ids, logits) = try engine.greedy(prompt: prompt.prompt_ids, steps: prompt.generated_ids.count, eos: 2)
-            for entry in steps[0].top10 ?? [] {
-                #expect(abs(logits[0][entry.id] - entry.logit) < 0.15, "prompt \(prompt.name), token \(entry.id)")
-            }
-            let trusted = steps.firstIndex { ($0.margin_top1_top2 ?? .infinity) < 0.15 } ?? steps.count
-            let upTo = min(trusted + 1, prompt.generated_ids.count)
+            let top10 = steps[0].top10 ?? []
+            #expect(top10.count == 10)
+            let worst = top10.map { abs(logits[0][$0.id] - $0.logit) }.max() ?? .infinity
+            #expect(worst < tolerance, "prompt \(prompt.name): step-0 top-10 logits off by up to \(worst)")
+            guard checkIDs else { continue }
+            // Steps before the first one whose reference margin is under the tolerance.
+            let upTo = steps.firstIndex { ($0.margin_top1_top2 ?? .infinity) < tolerance } ?? prompt.generated_ids.count
             #expect(Array(ids.prefix(upTo)) == Array(prompt.generated_ids.prefix(upTo)), "prompt \(prompt.name)")
         }
     }

@@ -45,10 +45,18 @@ public final class ComputePool: @unchecked Sendable {
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
                 spins += 1
-                if spins > 1 << 16 { sched_yield() }
+                // When the machine is oversubscribed a helper may be waiting for this very
+                // core: yield now and then (cheap when nothing else is runnable).
+                if spins & 0x3FF == 0 { sched_yield() }
             }
             job = nil
         }
+    }
+
+    static func monotonicMicroseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
     }
 
     /// The half-open share `[start, end)` of `0..<count` that thread `index` takes, cut at
@@ -64,12 +72,17 @@ public final class ComputePool: @unchecked Sendable {
         var seen = 0
         while true {
             var spins = 0
+            var idleSince: UInt64 = 0
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                if spins > 200_000 {
-                    // Idle for a while (no generation running): stop burning the core.
-                    usleep(spins > 400_000 ? 200 : 0)
+                if spins & 0x3FF == 0 {
+                    // Spin through the short gaps between steps of a forward pass, yielding
+                    // now and then; once no job has come for a few milliseconds (between
+                    // requests), sleep instead.
+                    let now = Self.monotonicMicroseconds()
+                    if idleSince == 0 { idleSince = now }
+                    if now - idleSince > 5_000 { usleep(100) } else { sched_yield() }
                 }
                 current = generation.load(ordering: .acquiring)
             }

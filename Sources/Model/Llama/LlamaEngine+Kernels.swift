@@ -53,6 +53,14 @@ enum Ops {
         for i in 0 ..< n { x[i] *= inv }
     }
 
+    /// x[t][r] += y[t][r] for the columns `rows` of `count` rows of `width` (a residual add of
+    /// the part of a matrix product one thread computed).
+    static func addRows(_ y: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, rows: Range<Int>, width: Int, count: Int) {
+        for t in 0 ..< count {
+            for r in rows { x[t * width + r] += y[t * width + r] }
+        }
+    }
+
     /// a = silu(a) · b   (SwiGLU's gate), silu(x) = x / (1 + e^-x).
     static func swiGLU(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int) {
         for i in 0 ..< n {

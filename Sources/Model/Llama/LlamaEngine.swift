@@ -166,31 +166,51 @@ public final class LlamaEngine {
                 }
             }
         }
-        matmul([(w.wo, out)], input: attn, nTok: nTok)
-        for i in 0 ..< nTok * c.dim { x[i] += out[i] }
+        matmul([(w.wo, out)], input: attn, nTok: nTok) { rows in
+            Ops.addRows(out, into: x, rows: rows, width: c.dim, count: nTok)
+        }
 
         // Feed-forward: x += w2 · (silu(w1·norm(x)) ⊙ w3·norm(x))
         w.ffnNorm.withUnsafeBufferPointer { g in
             for t in 0 ..< nTok { Ops.rmsNorm(x + t * c.dim, g.baseAddress!, xb + t * c.dim, n: c.dim, eps: c.normEps) }
         }
-        matmul([(w.w1, hb), (w.w3, hb2)], input: xb, nTok: nTok)
-        Ops.swiGLU(hb, hb2, n: nTok * c.hiddenDim)
-        matmul([(w.w2, out)], input: hb, nTok: nTok)
-        for i in 0 ..< nTok * c.dim { x[i] += out[i] }
+        matmul([(w.w1, hb), (w.w3, hb2)], input: xb, nTok: nTok) { rows in
+            for t in 0 ..< nTok {
+                Ops.swiGLU(hb + t * c.hiddenDim + rows.lowerBound, hb2 + t * c.hiddenDim + rows.lowerBound, n: rows.count)
+            }
+        }
+        matmul([(w.w2, out)], input: hb, nTok: nTok) { rows in
+            Ops.addRows(out, into: x, rows: rows, width: c.dim, count: nTok)
+        }
     }
 
     /// outputs[j] = matrices[j] · input for nTok input rows, rows spread over the pool's threads.
-    /// Outputs are (nTok, rows) row-major. Matrices share `input`'s width.
-    private func matmul(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int) {
+    /// Outputs are (nTok, rows) row-major. Matrices share `input`'s width. `epilogue(rows)` runs
+    /// on each thread right after its share, for element-wise work on the rows it just wrote
+    /// (when the matrices have equal row counts, each thread's rows are the same in all).
+    private func matmul(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int,
+                        epilogue: ((Range<Int>) -> Void)? = nil) {
+        let pool = pool
+        guard weights.precision == .q8 else {
+            pool.run { tid in
+                for (m, out) in jobs {
+                    let r = pool.share(of: m.rows, thread: tid, granule: 16)
+                    guard !r.isEmpty else { continue }
+                    qk_matmul_f32x(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
+                                   input, Int64(m.cols), Int64(nTok), out, Int64(m.rows))
+                }
+                epilogue?(pool.share(of: jobs[0].0.rows, thread: tid, granule: 16))
+            }
+            return
+        }
         let cols = jobs[0].0.cols
         var prepared: [UInt32: (UnsafeRawPointer, Int)] = [:]  // by activation format
         let operands = jobs.map { m, out in
             let format = qk_activation_type(m.type.rawValue)
-            let x = prepared[format] ?? activations(input, nTok: nTok, cols: cols, for: m.type)
+            let x = prepared[format] ?? quantize(input, nTok: nTok, cols: cols, for: m.type)
             prepared[format] = x
             return (m, out, x)
         }
-        let pool = pool
         pool.run { tid in
             for (m, out, (xq, stride)) in operands {
                 let r = pool.share(of: m.rows, thread: tid, granule: 16)
@@ -198,12 +218,13 @@ public final class LlamaEngine {
                 qk_matmul(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
                           xq, stride, Int64(nTok), out, Int64(m.rows))
             }
+            epilogue?(pool.share(of: operands[0].0.rows, thread: tid, granule: 16))
         }
     }
 
-    /// `input` (nTok, cols) in the format the weight type's product reads: f32 as it is, or
-    /// quantized to 8 bits (once per format and step, shared by matrices of the same type).
-    private func activations(_ input: UnsafeMutablePointer<Float>, nTok: Int, cols: Int, for type: GGMLType) -> (UnsafeRawPointer, Int) {
+    /// `input` (nTok, cols) in the format the weight type's 8-bit product reads (for `.q8`),
+    /// or as it is when that format is f32.
+    private func quantize(_ input: UnsafeMutablePointer<Float>, nTok: Int, cols: Int, for type: GGMLType) -> (UnsafeRawPointer, Int) {
         let format = qk_activation_type(type.rawValue)
         if format == GGMLType.f32.rawValue { return (UnsafeRawPointer(input), cols * 4) }
         let rowBytes = qk_activation_row_bytes(type.rawValue, Int64(cols))
@@ -211,14 +232,10 @@ public final class LlamaEngine {
         let base = buffer.reserve(bytes: nTok * rowBytes)
         quantized[format] = buffer
         let pool = pool
-        if nTok >= 8 {
-            pool.run { tid in
-                for t in pool.share(of: nTok, thread: tid) {
-                    qk_quantize_activation(type.rawValue, input + t * cols, base + t * rowBytes, Int64(cols))
-                }
+        pool.run { tid in
+            for t in pool.share(of: nTok, thread: tid) {
+                qk_quantize_activation(type.rawValue, input + t * cols, base + t * rowBytes, Int64(cols))
             }
-        } else {
-            for t in 0 ..< nTok { qk_quantize_activation(type.rawValue, input + t * cols, base + t * rowBytes, Int64(cols)) }
         }
         return (UnsafeRawPointer(base), rowBytes)
     }

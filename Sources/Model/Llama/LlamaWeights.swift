@@ -2,9 +2,12 @@ import QuantKernels
 
 /// How the forward pass computes.
 public enum Precision: String, Sendable, CaseIterable {
-    /// Weights as stored in the file; activations quantized to 8 bits inside quantized matrix
-    /// products, as llama.cpp does (tracks llama.cpp's own results on the same file).
+    /// Weights as stored in the file, decoded inside the matrix kernels; activations in f32.
+    /// Numerically an f32 product on the dequantized weights, so it tracks the F32 reference.
     case fast
+    /// Weights as stored; activations quantized to 8 bits inside quantized products (Q8_0, Q8_1,
+    /// Q8_K), as llama.cpp's CPU backend does. Adds ~0.2–0.6 of noise to the final logits.
+    case q8
     /// Weights dequantized to f32 at load time, activations in f32: the reference path.
     case f32
 }

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+/// The `strata` command as a user runs it: a real process, its stdout, stderr and exit status.
+struct CLITests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let model = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    static let refs = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/refs")
+
+    /// The built `strata` binary, beside the test bundle.
+    static var binary: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("strata").path), dir.path != "/" {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent("strata")
+    }
+
+    struct Run { let status: Int32; let stdout: String; let stderr: String }
+
+    static func strata(_ args: [String], timeout: TimeInterval = 120) throws -> Run {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Read both pipes to the end before waiting, so a full pipe never blocks the child.
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    struct GenerateJSON: Decodable {
+        let prompt_ids: [Int32]
+        let generated_ids: [Int32]
+        let text: String
+        let prompt_tokens_per_second: Double
+        let decode_tokens_per_second: Double
+    }
+
+    /// `generate --json` with the f32 path gives llama.cpp's greedy output for a raw prompt and
+    /// for the same prompt through `--chat` (ChatML).
+    @Test func generateJSONMatchesReference() throws {
+        struct Ref: Decodable {
+            struct P: Decodable { let name: String; let prompt_ids: [Int32]; let generated_ids: [Int32]; let generated_text: String }
+            let prompts: [P]
+        }
+        let ref = try JSONDecoder().decode(Ref.self, from: Data(contentsOf: Self.refs.appendingPathComponent("greedy_f32.json")))
+        let once = try #require(ref.prompts.first { $0.name == "once_upon" })
+        let run = try Self.strata(["generate", "--model", Self.model, "--prompt", "Once upon a time", "-n", "32",
+                                   "--precision", "f32", "--threads", "2", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let out = try JSONDecoder().decode(GenerateJSON.self, from: Data(run.stdout.utf8))
+        #expect(out.prompt_ids == once.prompt_ids)
+        #expect(out.generated_ids == once.generated_ids)
+        #expect(out.text == once.generated_text)
+        #expect(out.prompt_tokens_per_second > 0 && out.decode_tokens_per_second > 0)
+
+        let chat = try #require(ref.prompts.first { $0.name == "chat_2plus2" })
+        let chatRun = try Self.strata(["generate", "--model", Self.model, "--prompt", "What is 2+2?", "--chat",
+                                       "--precision", "f32", "--json"])
+        #expect(chatRun.status == 0, "\(chatRun.stderr)")
+        let chatOut = try JSONDecoder().decode(GenerateJSON.self, from: Data(chatRun.stdout.utf8))
+        #expect(chatOut.prompt_ids == chat.prompt_ids)
+        #expect(chatOut.generated_ids == chat.generated_ids)
+    }
+
+    /// Streaming mode prints the text, then the speeds on stderr.
+    @Test func generateStreamsTextAndSpeeds() throws {
+        let run = try Self.strata(["generate", "--model", Self.model, "--prompt", "Once upon a time", "-n", "8"])
+        #expect(run.status == 0)
+        #expect(run.stdout.hasPrefix(", the city of"))
+        #expect(run.stderr.contains("tokens/s"))
+    }
+
+    @Test func tokenizePrintsIDs() throws {
+        let run = try Self.strata(["tokenize", "--model", Self.model, "--text", "<|im_start|>user\nHi<|im_end|>"])
+        #expect(run.status == 0)
+        let ids = try JSONDecoder().decode([Int32].self, from: Data(run.stdout.utf8))
+        #expect(ids.first == 1 && ids.last == 2)
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("strata-bytes-\(UUID()).txt")
+        try Data([0x48, 0x69, 0x0A, 0xFF, 0x20]).write(to: file)  // "Hi\n", an invalid byte, " "
+        defer { try? FileManager.default.removeItem(at: file) }
+        let bytes = try Self.strata(["tokenize", "--model", Self.model, "--file", file.path])
+        #expect(bytes.status == 0, "\(bytes.stderr)")
+        #expect(try JSONDecoder().decode([Int32].self, from: Data(bytes.stdout.utf8)).count >= 3)
+    }
+
+    @Test func inspectPrintsMetadataAndTensors() throws {
+        let run = try Self.strata(["inspect", Self.model])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("general.architecture = \"llama\""))
+        #expect(run.stdout.contains("blk.29.ffn_down.weight"))
+        #expect(run.stdout.contains("30 layers"))
+    }
+
+    /// Bad input gets a clear message and a failing status, not a crash.
+    @Test func badInputIsAClearError() throws {
+        let junk = FileManager.default.temporaryDirectory.appendingPathComponent("strata-junk-\(UUID()).gguf")
+        try Data("this is not a model".utf8).write(to: junk)
+        defer { try? FileManager.default.removeItem(at: junk) }
+        let bad = try Self.strata(["generate", "--model", junk.path, "--prompt", "hi"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("not a GGUF file"))
+
+        let missing = try Self.strata(["inspect", "/nonexistent/model.gguf"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("cannot open"))
+
+        let long = String(repeating: "word ", count: 9000)
+        let tooLong = try Self.strata(["generate", "--model", Self.model, "--prompt", long, "-n", "1"])
+        #expect(tooLong.status != 0)
+        #expect(tooLong.stderr.contains("context"))
+
+        let badFlag = try Self.strata(["generate", "--model", Self.model, "--prompt", "hi", "--top-p", "2"])
+        #expect(badFlag.status != 0)
+        #expect(badFlag.stderr.contains("--top-p"))
+    }
+}
