@@ -32,6 +32,24 @@ struct EngineTests {
         #expect(Self.maxDiff(got, want) < 1e-3, "heads \(heads)")
     }
 
+    /// `rope_freqs.weight` divides each pair's frequency (as Llama 3.1 files carry it).
+    @Test func ropeFrequencyFactorsFromTheFile() throws {
+        var tiny = TinyModel()
+        tiny.ropeFreqFactors = (0 ..< tiny.headDim / 2).map { 1 + Float($0) * 0.75 }
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let engine = try TinyModel.engine(path: path)
+        #expect(engine.weights.ropeFreqFactors == tiny.ropeFreqFactors)
+        let got = try Self.batchLogits(engine, Self.prompt)
+        let want = try NaiveLlama(path: path).logits(Self.prompt).flatMap { $0.map(Float.init) }
+        #expect(Self.maxDiff(got, want) < 1e-3)
+        var plain = tiny
+        plain.ropeFreqFactors = nil
+        let plainPath = try plain.write()
+        defer { try? FileManager.default.removeItem(atPath: plainPath) }
+        #expect(Self.maxDiff(got, try Self.batchLogits(TinyModel.engine(path: plainPath), Self.prompt)) > 1e-2)
+    }
+
     /// Decoding one token at a time through the KV cache equals a full forward of the prefix.
     @Test(arguments: [KVCacheType.f32, .f16])
     func incrementalDecodeEqualsFullForward(kv: KVCacheType) throws {
@@ -130,6 +148,48 @@ struct EngineTests {
         #expect(throws: InferenceError.tokenOutOfRange(-1, vocabularySize: 64)) { _ = try engine.embed([-1]) }
         #expect(throws: InferenceError.layersNotLoaded(requested: 0 ..< 5, loaded: 0 ..< 4)) {
             try engine.forward(&one, batch: [BatchToken(sequence: 1, position: 0)], cache: cache, layers: 0 ..< 5)
+        }
+    }
+}
+
+/// What the loader refuses, by name.
+struct LoaderErrorTests {
+    @Test func unsupportedArchitectureIsRefusedByName() throws {
+        var w = GGUFWriter()
+        w.add(key: "general.architecture", .string("mamba"))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("strata-arch-\(UUID()).gguf").path
+        try w.write(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(throws: GGUFError.unsupportedArchitecture("mamba")) { try LlamaConfig(gguf: GGUFFile(path: path)) }
+    }
+
+    @Test func missingOrMisshapenTensorsAreNamed() throws {
+        let path = try TinyModel().write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let gguf = try GGUFFile(path: path)
+        // Valid file, but ask for a layer range past the model.
+        #expect(throws: GGUFError.self) {
+            try LlamaWeights(gguf: gguf, layers: 0 ..< 5, embedding: true, head: true, precision: .fast)
+        }
+        // A model whose q projection has the wrong shape.
+        var tiny = TinyModel()
+        tiny.nLayers = 1
+        let good = try GGUFFile(path: tiny.write())
+        var w = GGUFWriter()
+        for key in good.keys { w.add(key: key, good.metadata[key]!) }
+        for t in good.tensors {
+            let bytes = [UInt8](good.data(of: t))
+            if t.name == "blk.0.attn_q.weight" {
+                try w.addTensor(name: t.name, dims: [t.dims[0], t.dims[1] / 2], type: t.type, data: Array(bytes.prefix(bytes.count / 2)))
+            } else if t.name != "blk.0.ffn_up.weight" {
+                try w.addTensor(name: t.name, dims: t.dims, type: t.type, data: bytes)
+            }
+        }
+        let badPath = path + ".bad"
+        try w.write(to: badPath)
+        defer { try? FileManager.default.removeItem(atPath: badPath); try? FileManager.default.removeItem(atPath: good.path) }
+        #expect(throws: GGUFError.shapeMismatch(tensor: "blk.0.attn_q.weight", expected: [32, 32], got: [32, 16])) {
+            try LlamaWeights(gguf: GGUFFile(path: badPath), layers: 0 ..< 1, embedding: false, head: false, precision: .fast)
         }
     }
 }

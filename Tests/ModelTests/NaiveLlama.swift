@@ -36,9 +36,10 @@ struct NaiveLlama {
     }
 
     func rope(_ v: inout [Double], heads: Int, position: Int) {
+        let factors = gguf.tensorInfo("rope_freqs.weight") != nil ? tensor("rope_freqs.weight") : nil
         for h in 0 ..< heads {
             for i in stride(from: 0, to: c.ropeDim, by: 2) {
-                let theta = Double(position) * pow(Double(c.ropeTheta), -Double(i) / Double(c.ropeDim))
+                let theta = Double(position) * pow(Double(c.ropeTheta), -Double(i) / Double(c.ropeDim)) / (factors?[i / 2] ?? 1)
                 let a = v[h * c.headDim + i], b = v[h * c.headDim + i + 1]
                 v[h * c.headDim + i] = a * cos(theta) - b * sin(theta)
                 v[h * c.headDim + i + 1] = a * sin(theta) + b * cos(theta)

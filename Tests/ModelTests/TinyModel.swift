@@ -16,6 +16,8 @@ struct TinyModel {
     /// Weight type of the matrices: f32, or random blocks of a quantized type.
     var matrixType: GGMLType = .f32
     var tiedOutput = true
+    /// Written as `rope_freqs.weight` when set: per-pair divisors of the rotation frequency.
+    var ropeFreqFactors: [Float]?
 
     var headDim: Int { dim / nHeads }
 
@@ -78,6 +80,7 @@ struct TinyModel {
             try matrix("blk.\(l).ffn_down.weight", rows: dim, cols: hiddenDim)
         }
         try norm("output_norm.weight")
+        if let f = ropeFreqFactors { try w.addTensor(name: "rope_freqs.weight", dims: [f.count], values: f) }
         if !tiedOutput { try matrix("output.weight", rows: vocab, cols: dim) }
 
         let path = FileManager.default.temporaryDirectory
