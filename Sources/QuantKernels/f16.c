@@ -1,6 +1,7 @@
 // f16 conversions and the f16 key/value products of attention, with an F16C/AVX2 variant chosen
 // at run time.
 #include "QuantKernels.h"
+#include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -126,3 +127,41 @@ void qk_axpy_f16(float a, const uint16_t *x, float *y, int64_t n) { f16()->axpy(
 void qk_f32_to_f16_ref(const float *x, uint16_t *y, int64_t n) { f32_to_f16_scalar(x, y, n); }
 float qk_dot_f32_f16_ref(const float *a, const uint16_t *b, int64_t n) { return dot_f32_f16_scalar(a, b, n); }
 void qk_axpy_f16_ref(float a, const uint16_t *x, float *y, int64_t n) { axpy_f16_scalar(a, x, y, n); }
+
+// MARK: - Attention of one query head over a sequence's cache
+
+/// out = softmax(q·K[p] · scale for p < n) · V, with K and V rows `stride` elements apart, f16
+/// (kv16 = 1) or f32. `scores` has room for n floats. Softmax in f32 with the max subtracted.
+static void attend(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
+                   float scale, float *scores, float *out, int kv16,
+                   float (*dot16)(const float *, const uint16_t *, int64_t), void (*axpy16)(float, const uint16_t *, float *, int64_t)) {
+    float maxScore = -INFINITY;
+    for (int64_t p = 0; p < n; p++) {
+        const float s = (kv16 ? dot16(q, (const uint16_t *)keys + p * stride, headDim)
+                              : qk_dot_f32(q, (const float *)keys + p * stride, headDim)) * scale;
+        scores[p] = s;
+        if (s > maxScore) maxScore = s;
+    }
+    float sum = 0;
+    for (int64_t p = 0; p < n; p++) {
+        scores[p] = expf(scores[p] - maxScore);
+        sum += scores[p];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < headDim; i++) out[i] = 0;
+    for (int64_t p = 0; p < n; p++) {
+        if (kv16) axpy16(scores[p] * inv, (const uint16_t *)values + p * stride, out, headDim);
+        else qk_axpy_f32(scores[p] * inv, (const float *)values + p * stride, out, headDim);
+    }
+}
+
+void qk_attend_head(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
+                    float scale, float *scores, float *out, int kvIsF16) {
+    const f16_kernels *k = f16();
+    attend(q, keys, values, n, headDim, stride, scale, scores, out, kvIsF16, k->dot, k->axpy);
+}
+
+void qk_attend_head_ref(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
+                        float scale, float *scores, float *out, int kvIsF16) {
+    attend(q, keys, values, n, headDim, stride, scale, scores, out, kvIsF16, dot_f32_f16_scalar, axpy_f16_scalar);
+}

@@ -1,3 +1,4 @@
+import Foundation
 import QuantKernels
 import Testing
 
@@ -38,5 +39,41 @@ struct KernelF16Tests {
         qk_axpy_f16(0.37, b, &y1, Int64(n))
         qk_axpy_f16_ref(0.37, b, &y2, Int64(n))
         for i in 0 ..< n { #expect(abs(y1[i] - y2[i]) <= 1e-6) }
+    }
+}
+
+/// One head's attention: the dispatched kernel against the scalar one and against a plain
+/// softmax-weighted sum in Double, for f16 and f32 caches.
+@Test(arguments: [1, 2, 17, 100])
+func attendHeadMatchesPlainAttention(n: Int) {
+    var rng = SplitMix64(seed: UInt64(n) &* 31)
+    let headDim = 64, stride = 192
+    let q = (0 ..< headDim).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+    let k32 = (0 ..< n * stride).map { _ in Float(Float16(Float.random(in: -1 ... 1, using: &rng))) }
+    let v32 = (0 ..< n * stride).map { _ in Float(Float16(Float.random(in: -1 ... 1, using: &rng))) }
+    let k16 = k32.map { Float16($0).bitPattern }, v16 = v32.map { Float16($0).bitPattern }
+    let scale: Float = 0.125
+
+    var want = [Double](repeating: 0, count: headDim)
+    var scores = (0 ..< n).map { p in (0 ..< headDim).reduce(0.0) { $0 + Double(q[$1]) * Double(k32[p * stride + $1]) } * Double(scale) }
+    let m = scores.max()!
+    scores = scores.map { Foundation.exp($0 - m) }
+    let sum = scores.reduce(0, +)
+    for p in 0 ..< n { for i in 0 ..< headDim { want[i] += scores[p] / sum * Double(v32[p * stride + i]) } }
+
+    var scratch = [Float](repeating: 0, count: n)
+    for isF16 in [true, false] {
+        var fast = [Float](repeating: 0, count: headDim), ref = fast
+        if isF16 {
+            qk_attend_head(q, k16, v16, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &fast, 1)
+            qk_attend_head_ref(q, k16, v16, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &ref, 1)
+        } else {
+            qk_attend_head(q, k32, v32, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &fast, 0)
+            qk_attend_head_ref(q, k32, v32, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &ref, 0)
+        }
+        for i in 0 ..< headDim {
+            #expect(abs(fast[i] - ref[i]) < 1e-5)
+            #expect(abs(Double(fast[i]) - want[i]) < 1e-5)
+        }
     }
 }

@@ -4,6 +4,10 @@ import QuantKernels
 /// The small element-wise steps of the decoder layer, on one token's vectors.
 enum Ops {
     /// out = x / sqrt(mean(x²) + eps) · g   (RMSNorm, Zhang & Sennrich 2019), summed in double as ggml does.
+    static func rmsNorm(_ x: UnsafePointer<Float>, _ g: [Float], _ out: UnsafeMutablePointer<Float>, n: Int, eps: Float) {
+        g.withUnsafeBufferPointer { rmsNorm(x, $0.baseAddress!, out, n: n, eps: eps) }
+    }
+
     static func rmsNorm(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, n: Int, eps: Float) {
         var sum: Double = 0
         for i in 0 ..< n { sum += Double(x[i] * x[i]) }
@@ -37,20 +41,6 @@ enum Ops {
             table[2 * i + 1] = sinf(t)
             theta *= thetaScale
         }
-    }
-
-    /// Softmax in place over n scores.
-    static func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
-        var maxValue = -Float.infinity
-        for i in 0 ..< n { maxValue = max(maxValue, x[i]) }
-        var sum: Float = 0
-        for i in 0 ..< n {
-            let e = expf(x[i] - maxValue)
-            x[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for i in 0 ..< n { x[i] *= inv }
     }
 
     /// x[t][r] += y[t][r] for the columns `rows` of `count` rows of `width` (a residual add of

@@ -121,18 +121,14 @@ public final class LlamaEngine {
         let ropeTable = UnsafePointer(rope.floats(nTok * c.ropeDim))
 
         // Attention: x += wo · attention(rope(wq·norm(x)), rope(wk·norm(x)), wv·norm(x))
-        w.attnNorm.withUnsafeBufferPointer { g in
-            for t in 0 ..< nTok { Ops.rmsNorm(x + t * c.dim, g.baseAddress!, xb + t * c.dim, n: c.dim, eps: c.normEps) }
-        }
+        perToken(nTok) { t in Ops.rmsNorm(x + t * c.dim, w.attnNorm, xb + t * c.dim, n: c.dim, eps: c.normEps) }
         matmul([(w.wq, q), (w.wk, k), (w.wv, v)], input: xb, nTok: nTok)
-
         let pairs = c.ropeDim / 2
-        for t in 0 ..< nTok {
+        perToken(nTok) { t in
             let table = ropeTable + t * c.ropeDim
             Ops.rope(q + t * c.qDim, heads: c.nHeads, headDim: c.headDim, table: table, pairs: pairs)
             Ops.rope(k + t * c.kvDim, heads: c.nKVHeads, headDim: c.headDim, table: table, pairs: pairs)
-            let cache = caches[t], pos = positions[t]
-            cache.store(layer: cacheLayer, position: pos, key: k + t * c.kvDim, value: v + t * c.kvDim)
+            caches[t].store(layer: cacheLayer, position: positions[t], key: k + t * c.kvDim, value: v + t * c.kvDim)
         }
 
         // Grouped-query attention: query head h reads key/value head h / kvMul of its sequence's cache.
@@ -140,30 +136,14 @@ public final class LlamaEngine {
         let stride = caches.map(\.contextLength).max()!
         let pool = pool
         pool.run { tid in
-            let s = scores + tid * stride
             for job in pool.share(of: nTok * c.nHeads, thread: tid) {
                 let t = job / c.nHeads, h = job % c.nHeads
-                let kvHead = h / c.kvMul
                 let cache = caches[t]
-                let qh = UnsafePointer(q + t * c.qDim + h * c.headDim)
-                let o = attn + t * c.qDim + h * c.headDim
-                let n = positions[t] + 1
-                o.initialize(repeating: 0, count: c.headDim)
                 // keys, values: (positions, kvDim); this head reads columns kvHead·headDim ..< +headDim.
-                switch cache.type {
-                case .f16:
-                    let keys = UnsafePointer(cache.keys[cacheLayer].assumingMemoryBound(to: UInt16.self)) + kvHead * c.headDim
-                    let values = UnsafePointer(cache.values[cacheLayer].assumingMemoryBound(to: UInt16.self)) + kvHead * c.headDim
-                    for p in 0 ..< n { s[p] = qk_dot_f32_f16(qh, keys + p * c.kvDim, Int64(c.headDim)) * scale }
-                    Ops.softmax(s, n: n)
-                    for p in 0 ..< n { qk_axpy_f16(s[p], values + p * c.kvDim, o, Int64(c.headDim)) }
-                case .f32:
-                    let keys = UnsafePointer(cache.keys[cacheLayer].assumingMemoryBound(to: Float.self)) + kvHead * c.headDim
-                    let values = UnsafePointer(cache.values[cacheLayer].assumingMemoryBound(to: Float.self)) + kvHead * c.headDim
-                    for p in 0 ..< n { s[p] = qk_dot_f32(qh, keys + p * c.kvDim, Int64(c.headDim)) * scale }
-                    Ops.softmax(s, n: n)
-                    for p in 0 ..< n { qk_axpy_f32(s[p], values + p * c.kvDim, o, Int64(c.headDim)) }
-                }
+                let column = (h / c.kvMul) * c.headDim * cache.type.elementBytes
+                qk_attend_head(q + t * c.qDim + h * c.headDim, cache.keys[cacheLayer] + column, cache.values[cacheLayer] + column,
+                               Int64(positions[t] + 1), Int64(c.headDim), Int64(c.kvDim), scale, scores + tid * stride,
+                               attn + t * c.qDim + h * c.headDim, cache.type == .f16 ? 1 : 0)
             }
         }
         matmul([(w.wo, out)], input: attn, nTok: nTok) { rows in
@@ -171,9 +151,7 @@ public final class LlamaEngine {
         }
 
         // Feed-forward: x += w2 · (silu(w1·norm(x)) ⊙ w3·norm(x))
-        w.ffnNorm.withUnsafeBufferPointer { g in
-            for t in 0 ..< nTok { Ops.rmsNorm(x + t * c.dim, g.baseAddress!, xb + t * c.dim, n: c.dim, eps: c.normEps) }
-        }
+        perToken(nTok) { t in Ops.rmsNorm(x + t * c.dim, w.ffnNorm, xb + t * c.dim, n: c.dim, eps: c.normEps) }
         matmul([(w.w1, hb), (w.w3, hb2)], input: xb, nTok: nTok) { rows in
             for t in 0 ..< nTok {
                 Ops.swiGLU(hb + t * c.hiddenDim + rows.lowerBound, hb2 + t * c.hiddenDim + rows.lowerBound, n: rows.count)
@@ -181,6 +159,19 @@ public final class LlamaEngine {
         }
         matmul([(w.w2, out)], input: hb, nTok: nTok) { rows in
             Ops.addRows(out, into: x, rows: rows, width: c.dim, count: nTok)
+        }
+    }
+
+    /// Runs `body(t)` for every token of the batch: on the pool when the batch is large enough
+    /// to be worth it, here otherwise (decode).
+    private func perToken(_ nTok: Int, _ body: (Int) -> Void) {
+        guard nTok >= 4 else {
+            for t in 0 ..< nTok { body(t) }
+            return
+        }
+        let pool = pool
+        pool.run { tid in
+            for t in pool.share(of: nTok, thread: tid) { body(t) }
         }
     }
 

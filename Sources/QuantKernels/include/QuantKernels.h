@@ -94,3 +94,11 @@ void qk_axpy_f16(float a, const uint16_t *x, float *y, int64_t n);   // y += a*x
 void qk_f32_to_f16_ref(const float *x, uint16_t *y, int64_t n);
 float qk_dot_f32_f16_ref(const float *a, const uint16_t *b, int64_t n);
 void qk_axpy_f16_ref(float a, const uint16_t *x, float *y, int64_t n);
+
+/// One query head's attention over a sequence's cache: out = softmax(q·K[p]·scale, p < n) · V.
+/// keys/values: rows `stride` elements apart (f16 bit patterns when kvIsF16, else f32), starting
+/// at this head's KV head; scores: room for n floats. *_ref: scalar f16 products.
+void qk_attend_head(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
+                    float scale, float *scores, float *out, int kvIsF16);
+void qk_attend_head_ref(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
+                        float scale, float *scores, float *out, int kvIsF16);
