@@ -129,11 +129,11 @@ AVX2_INLINE void q16_tile(const uint8_t *w0, size_t rb, int64_t nb, const uint8_
     const size_t qo = kind == QK_Q4_1 ? 4 : 2;
     const __m256i m4 = _mm256_set1_epi16(15), c8 = _mm256_set1_epi16(8);
     __m256 acc[3][4];
-    __m128 accm[3];
+    __m256 accm8[3];  // R == 4, Q4_1: lanes 4..7 hold the rows' sum of mw * sx
     float accm1[3];
     for (int t = 0; t < T; t++) {
         for (int i = 0; i < R; i++) acc[t][i] = _mm256_setzero_ps();
-        accm[t] = _mm_setzero_ps();
+        accm8[t] = _mm256_setzero_ps();
         accm1[t] = 0.0f;
     }
     if (R == 4)
@@ -145,25 +145,22 @@ AVX2_INLINE void q16_tile(const uint8_t *w0, size_t rb, int64_t nb, const uint8_
         _Alignas(16) float dd4[3][4];  // R == 4: the four rows' dw * dx, per token (broadcast from memory)
         float dd1[3];   // R == 1
         if (R == 4) {
-            __m128 d4, mw4 = _mm_setzero_ps();
+            // The four rows' scales packed in integer registers (the vector shuffle ports are the
+            // bottleneck), converted at once: [d0 d1 d2 d3 m0 m1 m2 m3] (Q4_1) or [d0 d1 d2 d3 ...].
+            __m256 dm;
             if (kind == QK_Q4_1) {
-                __m128i h = _mm_cvtsi32_si128((int)ld32(wb));
-                h = _mm_insert_epi32(h, (int)ld32(wb + rb), 1);
-                h = _mm_insert_epi32(h, (int)ld32(wb + 2 * rb), 2);
-                h = _mm_insert_epi32(h, (int)ld32(wb + 3 * rb), 3);
-                const __m256 dm = _mm256_cvtph_ps(h);  // [d0 m0 d1 m1 d2 m2 d3 m3]
-                d4 = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
-                mw4 = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7)));
+                const uint64_t a = ld32(wb), b1 = ld32(wb + rb), c = ld32(wb + 2 * rb), e = ld32(wb + 3 * rb);
+                const uint64_t dp = (a & 0xFFFF) | (b1 & 0xFFFF) << 16 | (c & 0xFFFF) << 32 | (e & 0xFFFF) << 48;
+                const uint64_t mp = (a >> 16) | (b1 >> 16) << 16 | (c >> 16) << 32 | (e >> 16) << 48;
+                dm = _mm256_cvtph_ps(_mm_set_epi64x((long long)mp, (long long)dp));
             } else {
-                __m128i h = _mm_cvtsi32_si128(ld16(wb));
-                h = _mm_insert_epi16(h, ld16(wb + rb), 1);
-                h = _mm_insert_epi16(h, ld16(wb + 2 * rb), 2);
-                h = _mm_insert_epi16(h, ld16(wb + 3 * rb), 3);
-                d4 = _mm_cvtph_ps(h);
+                const uint64_t dp = (uint64_t)ld16(wb) | (uint64_t)ld16(wb + rb) << 16 | (uint64_t)ld16(wb + 2 * rb) << 32 |
+                                    (uint64_t)ld16(wb + 3 * rb) << 48;
+                dm = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)dp)));
             }
             for (int t = 0; t < T; t++) {
-                _mm_store_ps(dd4[t], _mm_mul_ps(d4, _mm_broadcast_ss(&xb[t]->d)));
-                if (kind == QK_Q4_1) accm[t] = _mm_fmadd_ps(mw4, _mm_broadcast_ss(&xb[t]->s), accm[t]);
+                _mm_store_ps(dd4[t], _mm256_castps256_ps128(_mm256_mul_ps(dm, _mm256_broadcast_ss(&xb[t]->d))));
+                if (kind == QK_Q4_1) accm8[t] = _mm256_fmadd_ps(dm, _mm256_broadcast_ss(&xb[t]->s), accm8[t]);
             }
         } else {
             const float dw = _cvtsh_ss(ld16(wb));
@@ -202,7 +199,7 @@ AVX2_INLINE void q16_tile(const uint8_t *w0, size_t rb, int64_t nb, const uint8_
     for (int t = 0; t < T; t++) {
         if (R == 4) {
             __m128 s = hsum4_ps(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
-            if (kind == QK_Q4_1) s = _mm_add_ps(s, accm[t]);
+            if (kind == QK_Q4_1) s = _mm_add_ps(s, _mm256_extractf128_ps(accm8[t], 1));
             _mm_storeu_ps(Y + t * ys, s);
         } else {
             Y[t * ys] = hsum_ps(acc[t][0]) + accm1[t];
