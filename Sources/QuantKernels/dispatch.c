@@ -23,6 +23,7 @@ enum { TYPE_SLOTS = 31 };  // type numbers 0...30
 typedef struct {
     qk_matmul_fn matmul[TYPE_SLOTS];
     qk_matmul_f32x_fn matmul_f32x;
+    qk_matmul_q16_fn matmul_q16;
     float (*dot_f32)(const float *, const float *, int64_t);
     void (*axpy_f32)(float, const float *, float *, int64_t);
     const char *isa;
@@ -47,6 +48,7 @@ static void fill_table(kernel_table *t) {
     t->dot_f32 = avx2 ? qk_avx2_dot_f32 : qk_ref_dot_f32;
     t->axpy_f32 = avx2 ? qk_avx2_axpy_f32 : qk_ref_axpy_f32;
     t->matmul_f32x = avx2 ? qk_avx2_matmul_f32x : qk_ref_matmul_f32x;
+    t->matmul_q16 = avx2 ? qk_avx2_matmul_q16 : qk_ref_matmul_q16;
     for (uint32_t type = 0; type < TYPE_SLOTS; type++) {
         qk_matmul_fn fast = avx2 ? qk_avx2_matmul_for(type) : NULL;
         t->matmul[type] = fast ? fast : qk_ref_matmul_for(type);
@@ -128,6 +130,16 @@ void qk_matmul_f32x(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64
 void qk_matmul_f32x_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                         const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride) {
     qk_ref_matmul_f32x(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
+}
+
+int qk_matmul_q16(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                  const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    return kernels()->matmul_q16(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
+}
+
+int qk_matmul_q16_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                      const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
+    return qk_ref_matmul_q16(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
 }
 
 float qk_dot_f32(const float *a, const float *b, int64_t n) { return kernels()->dot_f32(a, b, n); }
@@ -259,5 +271,38 @@ double qk_bench_matmul_f32x(uint32_t w, int64_t rows, int64_t n, int64_t nTok, i
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
     const double median = times[reps / 2];
     free(W); free(X); free(Y); free(times);
+    return median;
+}
+
+double qk_bench_matmul_q16(uint32_t w, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef) {
+    const size_t rowBytes = weight_row_bytes(w, n), xBytes = qk_q16_row_bytes(n);
+    if (!rowBytes || !xBytes || rows <= 0 || nTok <= 0 || reps <= 0) return -1;
+    if (w != QK_Q4_0 && w != QK_Q4_1 && w != QK_Q8_0) return -1;
+    uint8_t *W = malloc(rowBytes * (size_t)rows);
+    uint8_t *X = malloc(xBytes * (size_t)nTok);
+    float *xf = malloc((size_t)n * 4);
+    float *Y = malloc((size_t)rows * (size_t)nTok * 4);
+    double *times = malloc((size_t)reps * sizeof(double));
+    if (!W || !X || !xf || !Y || !times) { free(W); free(X); free(xf); free(Y); free(times); return -1; }
+    uint64_t seed = 12345;
+    fill_weights(w, W, rowBytes * (size_t)rows, &seed);
+    for (int64_t t = 0; t < nTok; t++) {
+        for (int64_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            xf[i] = (float)((int)(seed >> 40) % 2001 - 1000) / 1000.0f;
+        }
+        qk_quantize_q16(xf, X + (size_t)t * xBytes, n);
+    }
+    int (*f)(uint32_t, const void *, size_t, int64_t, int64_t, int64_t, const void *, size_t, int64_t, float *,
+             int64_t) = useRef ? qk_matmul_q16_ref : qk_matmul_q16;
+    f(w, W, rowBytes, n, 0, rows, X, xBytes, nTok, Y, rows);
+    for (int i = 0; i < reps; i++) {
+        const double t0 = now_us();
+        f(w, W, rowBytes, n, 0, rows, X, xBytes, nTok, Y, rows);
+        times[i] = now_us() - t0;
+    }
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    const double median = times[reps / 2];
+    free(W); free(X); free(xf); free(Y); free(times);
     return median;
 }

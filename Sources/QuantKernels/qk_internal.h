@@ -101,3 +101,11 @@ int qk_ref_matmul_f32x(uint32_t weightType, const void *W, size_t rowBytes, int6
                        const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
 int qk_avx2_matmul_f32x(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                         const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
+
+/// Quantized weights x q16 activations (q16.c; the signature of qk_matmul_q16).
+typedef int (*qk_matmul_q16_fn)(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0,
+                                int64_t r1, const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+int qk_ref_matmul_q16(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                      const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+int qk_avx2_matmul_q16(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                       const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);

@@ -63,6 +63,28 @@ void qk_matmul_f32x(uint32_t weightType, const void *W, size_t rowBytes, int64_t
 void qk_matmul_f32x_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                         const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride);
 
+/// 16-bit activations for the decode product qk_matmul_q16. A row of n floats (n a multiple of 32)
+/// is n/32 blocks of 72 bytes, `struct { float d; float s; int16_t q[32]; }` (native byte order,
+/// 4-byte aligned fields): d = amax/32767 of the block's 32 values, q[j] = x[j]/d rounded half
+/// away from zero (|q| <= 32767; all zero when d == 0), s = x[0] + x[1] + ... + x[31] summed in
+/// f32 in that order. |x[j] - d*q[j]| <= d/2 (about amax/65534).
+size_t qk_q16_row_bytes(int64_t n);
+void qk_quantize_q16(const float *x, void *dst, int64_t n);
+
+/// Y[t*yStride + r] = sum_k W[r][k] * x^_t[k] for r in [r0, r1), t in [0, nTok): weights in their
+/// stored type times q16 activation rows (X: nTok rows, xStride bytes apart). Per 32-element block:
+/// (dw*dx) * sum(qw*qx) with the integer sum exact, plus for Q4_1 mw * s (the exact f32 block sum,
+/// so the min term has no activation rounding). Error against the f32 product on dequantized weights
+/// is at most sum over blocks of sum|w| * dx/2 (<= sum|w|*amax/65534 per block) plus f32 rounding.
+/// Weight types Q4_0, Q4_1, Q8_0: returns 0. Any other type, or n not a multiple of 32: returns -1
+/// and leaves Y untouched. Meant for decode (1-3 tokens: weights are decoded once per 3 tokens).
+/// Single-threaded, no allocation.
+int qk_matmul_q16(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                  const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+/// The portable scalar reference of qk_matmul_q16 (same per-block arithmetic, sequential order).
+int qk_matmul_q16_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
+                      const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+
 /// f32 helpers for attention (dispatched): sum of a[i]*b[i]; y += a*x.
 float qk_dot_f32(const float *a, const float *b, int64_t n);
 void qk_axpy_f32(float a, const float *x, float *y, int64_t n);
@@ -78,6 +100,10 @@ double qk_bench_matmul(uint32_t weightType, int64_t rows, int64_t n, int64_t nTo
 
 /// Times qk_matmul_f32x (or qk_matmul_f32x_ref when useRef != 0) like qk_bench_matmul.
 double qk_bench_matmul_f32x(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
+
+/// Times qk_matmul_q16 (or qk_matmul_q16_ref when useRef != 0) like qk_bench_matmul; -1 for a type
+/// it does not take.
+double qk_bench_matmul_q16(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
 
 #ifdef __cplusplus
 }
