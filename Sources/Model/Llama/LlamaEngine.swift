@@ -43,7 +43,8 @@ public final class LlamaEngine {
     private var out = ScratchBuffer()     // (nTok, dim)          sub-layer output before the residual add
     private var scores = ScratchBuffer()  // (threads, contextLength) attention scores per thread
     private var rope = ScratchBuffer()    // (nTok, ropeDim)      cos/sin per token
-    private var quantized: [UInt32: ScratchBuffer] = [:]  // activations in each weight type's input format
+    private var quantized: [UInt32: ScratchBuffer] = [:]  // activations in each weight type's 8-bit format (.q8)
+    private var q16 = ScratchBuffer()     // (nTok, q16 row) decode activations in 16-bit fixed point (.fast)
 
     public init(weights: LlamaWeights, threads: Int) {
         self.weights = weights
@@ -51,7 +52,7 @@ public final class LlamaEngine {
     }
 
     deinit {
-        for b in [xb, q, k, v, attn, hb, hb2, out, scores, rope] { b.free() }
+        for b in [xb, q, k, v, attn, hb, hb2, out, scores, rope, q16] { b.free() }
         quantized.values.forEach { $0.free() }
     }
 
@@ -182,7 +183,25 @@ public final class LlamaEngine {
     private func matmul(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int,
                         epilogue: ((Range<Int>) -> Void)? = nil) {
         let pool = pool
-        guard weights.precision == .q8 else {
+        let rows = jobs[0].0.rows
+        switch weights.precision {
+        case .fast where nTok <= 3 && jobs.allSatisfy({ Self.q16Types.contains($0.0.type) }):
+            // Decode: activations to 16-bit fixed point (error ≤ amax/65534 per block of 32) for
+            // integer multiply-adds; prompt batches stay in f32 (compute-bound GEMM).
+            let cols = jobs[0].0.cols
+            let rowBytes = qk_q16_row_bytes(Int64(cols))
+            let xq = q16.reserve(bytes: nTok * rowBytes)
+            for t in 0 ..< nTok { qk_quantize_q16(input + t * cols, xq + t * rowBytes, Int64(cols)) }
+            pool.run { tid in
+                for (m, out) in jobs {
+                    let r = pool.share(of: m.rows, thread: tid, granule: 16)
+                    guard !r.isEmpty else { continue }
+                    qk_matmul_q16(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
+                                  xq, rowBytes, Int64(nTok), out, Int64(m.rows))
+                }
+                epilogue?(pool.share(of: rows, thread: tid, granule: 16))
+            }
+        case .fast, .f32:
             pool.run { tid in
                 for (m, out) in jobs {
                     let r = pool.share(of: m.rows, thread: tid, granule: 16)
@@ -190,10 +209,20 @@ public final class LlamaEngine {
                     qk_matmul_f32x(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
                                    input, Int64(m.cols), Int64(nTok), out, Int64(m.rows))
                 }
-                epilogue?(pool.share(of: jobs[0].0.rows, thread: tid, granule: 16))
+                epilogue?(pool.share(of: rows, thread: tid, granule: 16))
             }
-            return
+        case .q8:
+            matmulQ8(jobs, input: input, nTok: nTok, epilogue: epilogue)
         }
+    }
+
+    /// Weight types with 16-bit-activation kernels.
+    private static let q16Types: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
+
+    /// `.q8`: activations quantized to 8 bits as llama.cpp does, integer products.
+    private func matmulQ8(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int,
+                          epilogue: ((Range<Int>) -> Void)?) {
+        let pool = pool
         let cols = jobs[0].0.cols
         var prepared: [UInt32: (UnsafeRawPointer, Int)] = [:]  // by activation format
         let operands = jobs.map { m, out in
