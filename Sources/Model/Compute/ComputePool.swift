@@ -47,7 +47,7 @@ public final class ComputePool: @unchecked Sendable {
                 spins += 1
                 // When the machine is oversubscribed a helper may be waiting for this very
                 // core: yield now and then (cheap when nothing else is runnable).
-                if spins & 0x3FF == 0 { sched_yield() }
+                if spins & 0x3FFF == 0 { sched_yield() }
             }
             job = nil
         }
@@ -76,10 +76,10 @@ public final class ComputePool: @unchecked Sendable {
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                if spins & 0x3FF == 0 {
+                if spins & 0x3FFF == 0 {
                     // Spin through the short gaps between steps of a forward pass, yielding
-                    // now and then; once no job has come for a few milliseconds (between
-                    // requests), sleep instead.
+                    // now and then (tens of microseconds); once no job has come for a few
+                    // milliseconds (between requests), sleep instead.
                     let now = Self.monotonicMicroseconds()
                     if idleSince == 0 { idleSince = now }
                     if now - idleSince > 5_000 { usleep(100) } else { sched_yield() }
