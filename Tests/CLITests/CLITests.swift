@@ -69,6 +69,22 @@ struct CLITests {
         #expect(chatOut.generated_ids == chat.generated_ids)
     }
 
+    /// Sampling with a seed is reproducible run to run; another seed samples differently.
+    @Test func seededSamplingIsReproducible() throws {
+        func sample(seed: Int) throws -> [Int32] {
+            let run = try Self.strata(["generate", "--model", Self.model, "--prompt", "Once upon a time", "-n", "24",
+                                       "--temperature", "1.0", "--top-k", "0", "--top-p", "1", "--min-p", "0",
+                                       "--seed", "\(seed)", "--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            return try JSONDecoder().decode(GenerateJSON.self, from: Data(run.stdout.utf8)).generated_ids
+        }
+        let a = try sample(seed: 42), b = try sample(seed: 42)
+        #expect(a == b)
+        #expect(a.count == 24 || [0, 2, 4].contains(a.last!))  // or ended at an end-of-generation id
+        let others = try (1 ... 3).map { try sample(seed: $0) }
+        #expect(others.contains { $0 != a })
+    }
+
     /// Streaming mode prints the text, then the speeds on stderr.
     @Test func generateStreamsTextAndSpeeds() throws {
         let run = try Self.strata(["generate", "--model", Self.model, "--prompt", "Once upon a time", "-n", "8"])

@@ -7,10 +7,7 @@ import Testing
 /// `gguf` package (gguf.quants, numpy), run as a real `python3 scripts/dequant_oracle.py` process.
 /// CI installs python3 and `gguf==0.19.0`; when either is missing these tests fail (they do not skip).
 @Suite struct DequantOracleTests {
-    /// scripts/dequant_oracle.py, found from this file: Tests/ModelTests/ -> repository root.
-    static let script = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/dequant_oracle.py")
+    static let script = TestPaths.packageRoot.appendingPathComponent("scripts/dequant_oracle.py")
 
     /// Runs the oracle on (type name, input, output) triples; returns nil after recording a failure.
     static func runOracle(mode: String, jobs: [(String, URL, URL)]) -> Bool {

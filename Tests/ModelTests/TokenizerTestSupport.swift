@@ -4,17 +4,10 @@ import StrataModel
 /// Where the tokenizer tests find their inputs: the default model under `<package>/models/`
 /// (git-ignored) and the llama.cpp references under `<package>/../shared/refs/`.
 enum TokenizerFixtures {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let refs = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/refs")
-    static let smolPath = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-    static let spmPath = refs.appendingPathComponent("fixtures/tok_spm.gguf").path
-    static let llama3Path = refs.appendingPathComponent("fixtures/tok_llama3.gguf").path
-
-    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
-    static var haveSmol: Bool { exists(smolPath) && exists(refs.appendingPathComponent("tokenize.json").path) }
-    static var haveSPM: Bool { exists(spmPath) }
-    static var haveLlama3: Bool { exists(llama3Path) }
+    static let refs = TestPaths.refs
+    static let smolPath = TestPaths.defaultModel
+    static let spmPath = TestPaths.ref("fixtures/tok_spm.gguf").path
+    static let llama3Path = TestPaths.ref("fixtures/tok_llama3.gguf").path
 
     // Loaded once per test process: the Llama 3 vocabulary is big.
     static let smol: Tokenizer? = try? Tokenizer(gguf: GGUFFile(path: smolPath))
