@@ -91,6 +91,24 @@ import Testing
         #expect(what == "array '\(key)' element" && count == length)
     }
 
+    /// An array longer than any real vocabulary, backed by enough bytes in the file, is still
+    /// refused: each element would cost ~24 bytes of memory.
+    @Test func arrayLongerThanTheCapIsRefused() throws {
+        var w = GGUFWriter()
+        let n = Int(GGUFFile.maxArrayLength) + 1
+        w.add(key: "k.big", .array(elementType: 0, []))
+        var bytes = w.bytes()
+        // Point the (empty) array's count (after the key, its value type and element type) past
+        // the cap, and append that many bytes.
+        let key = Array("k.big".utf8)
+        let at = try #require((0 ... bytes.count - key.count).first { Array(bytes[$0 ..< $0 + key.count]) == key }) + key.count + 8
+        withUnsafeBytes(of: UInt64(n).littleEndian) { for (i, b) in $0.enumerated() { bytes[at + i] = b } }
+        bytes += [UInt8](repeating: 1, count: n)
+        let error = loadError(bytes)
+        guard case let .countTooLarge(what, count, limit) = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(what == "array 'k.big' element" && count == UInt64(n) && limit == GGUFFile.maxArrayLength)
+    }
+
     @Test(arguments: [UInt32(13), 99, .max])
     func unknownValueType(type: UInt32) {
         #expect(loadError(broken { $0.put(type, at: $0.offset(after: "k.u32")) }) == .unknownValueType(key: "k.u32", type: type))

@@ -27,6 +27,8 @@ public final class GGUFFile: Sendable {
     public static let defaultAlignment = 32
     /// Deepest nesting of arrays accepted in metadata.
     static let maxArrayDepth = 2
+    /// Most elements accepted in one metadata array.
+    public static let maxArrayLength: UInt64 = 1 << 24
 
     public let map: MappedFile
     public let version: UInt32
@@ -144,7 +146,10 @@ public final class GGUFFile: Sendable {
             case .uint64, .int64, .float64, .string: 8
             case .array: 12
             }
-            let limit = UInt64(r.remaining / minSize)
+            // Each element becomes a GGUFValue of ~24 bytes: cap arrays so that a hostile file
+            // cannot make us allocate many times its size (the largest vocabularies and merge
+            // lists hold a few hundred thousand entries).
+            let limit = min(UInt64(r.remaining / minSize), Self.maxArrayLength)
             guard count <= limit else { throw .countTooLarge(what: "array '\(key)' element", count: count, limit: limit) }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(count))
