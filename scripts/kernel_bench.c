@@ -1,13 +1,13 @@
 // Times the QuantKernels matrix products on one thread (medians). Build and run from the repo root:
-//   clang -O3 -ISources/QuantKernels/include Sources/QuantKernels/*.c scripts/kernel_bench.c -o /tmp/kbench && /tmp/kbench
+//   clang -O3 -ISources/QuantKernels/include Sources/QuantKernels/*.c scripts/kernel_bench.c -o /tmp/kbench -lm && /tmp/kbench
 // `/tmp/kbench x` times the f32-activation products (qk_matmul_f32x) against the int8 ones instead;
 // `/tmp/kbench q` the 16-bit-activation decode product (qk_matmul_q16) against f32x and int8.
 #include "QuantKernels.h"
 #include <stdio.h>
 
 static void row(const char *label, uint32_t type, int64_t rows, int64_t n, int64_t nTok, int reps) {
-    const double fast = qk_bench_matmul(type, rows, n, nTok, reps, 0);
-    const double ref = qk_bench_matmul(type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
+    const double fast = qk_bench_matmul(QK_BENCH_Q8, type, rows, n, nTok, reps, 0);
+    const double ref = qk_bench_matmul(QK_BENCH_Q8, type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
     const double gflop = 2.0 * (double)rows * (double)n * (double)nTok / 1e3;  // per µs -> GFLOP/s
     printf("%-28s %6lldx%-5lld nTok %4lld  fast %9.1f us (%6.1f GFLOP/s)  ref %10.1f us  x%.1f\n", label,
            (long long)rows, (long long)n, (long long)nTok, fast, gflop / fast, ref, ref / fast);
@@ -15,9 +15,9 @@ static void row(const char *label, uint32_t type, int64_t rows, int64_t n, int64
 
 /// The f32-activation product (qk_matmul_f32x) next to the int8 qk_matmul, in the same run.
 static void row_f32x(const char *label, uint32_t type, int64_t rows, int64_t n, int64_t nTok, int reps) {
-    const double q8 = qk_bench_matmul(type, rows, n, nTok, reps, 0);
-    const double fx = qk_bench_matmul_f32x(type, rows, n, nTok, reps, 0);
-    const double ref = qk_bench_matmul_f32x(type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
+    const double q8 = qk_bench_matmul(QK_BENCH_Q8, type, rows, n, nTok, reps, 0);
+    const double fx = qk_bench_matmul(QK_BENCH_F32X, type, rows, n, nTok, reps, 0);
+    const double ref = qk_bench_matmul(QK_BENCH_F32X, type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
     const double gflop = 2.0 * (double)rows * (double)n * (double)nTok / 1e3;
     printf("f32x %-23s %6lldx%-5lld nTok %4lld  f32x %9.1f us (%6.1f GFLOP/s)  int8 %9.1f us  f32x/int8 %.2f  ref %10.1f us\n",
            label, (long long)rows, (long long)n, (long long)nTok, fx, gflop / fx, q8, fx / q8, ref);
@@ -25,10 +25,10 @@ static void row_f32x(const char *label, uint32_t type, int64_t rows, int64_t n, 
 
 /// The 16-bit-activation product (qk_matmul_q16) next to f32x and the int8 qk_matmul, in the same run.
 static void row_q16(const char *label, uint32_t type, int64_t rows, int64_t n, int64_t nTok, int reps) {
-    const double q16 = qk_bench_matmul_q16(type, rows, n, nTok, reps, 0);
-    const double fx = qk_bench_matmul_f32x(type, rows, n, nTok, reps, 0);
-    const double q8 = qk_bench_matmul(type, rows, n, nTok, reps, 0);
-    const double ref = qk_bench_matmul_q16(type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
+    const double q16 = qk_bench_matmul(QK_BENCH_Q16, type, rows, n, nTok, reps, 0);
+    const double fx = qk_bench_matmul(QK_BENCH_F32X, type, rows, n, nTok, reps, 0);
+    const double q8 = qk_bench_matmul(QK_BENCH_Q8, type, rows, n, nTok, reps, 0);
+    const double ref = qk_bench_matmul(QK_BENCH_Q16, type, rows, n, nTok, reps > 20 ? reps / 10 : 3, 1);
     const double gflop = 2.0 * (double)rows * (double)n * (double)nTok / 1e3;
     printf("q16 %-24s %6lldx%-5lld nTok %lld  q16 %8.1f us (%6.1f GFLOP/s)  f32x %8.1f us  int8 %8.1f us  "
            "q16/f32x %.2f  ref %9.1f us\n",

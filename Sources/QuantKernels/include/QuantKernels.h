@@ -92,18 +92,15 @@ void qk_axpy_f32(float a, const float *x, float *y, int64_t n);
 /// What the dispatcher chose: "avx2" or "scalar".
 const char *qk_isa_name(void);
 
-/// Times qk_matmul (or qk_matmul_ref when useRef != 0) on random weights of the given type,
+/// Which product qk_bench_matmul times: 8-bit activations (qk_matmul), f32 activations
+/// (qk_matmul_f32x) or 16-bit activations (qk_matmul_q16).
+typedef enum { QK_BENCH_Q8 = 0, QK_BENCH_F32X = 1, QK_BENCH_Q16 = 2 } qk_bench_kind;
+
+/// Times one product (its scalar reference when useRef != 0) on random weights of the given type,
 /// rows x n, with nTok activation rows, single thread. Runs `reps` timed repetitions after one
 /// warm-up and returns the median in microseconds of this thread's CPU time (so time the OS gave to
-/// other processes does not count), or -1 for an unsupported type.
-double qk_bench_matmul(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
-
-/// Times qk_matmul_f32x (or qk_matmul_f32x_ref when useRef != 0) like qk_bench_matmul.
-double qk_bench_matmul_f32x(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
-
-/// Times qk_matmul_q16 (or qk_matmul_q16_ref when useRef != 0) like qk_bench_matmul; -1 for a type
-/// it does not take.
-double qk_bench_matmul_q16(uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
+/// other processes does not count), or -1 for a type the product does not take.
+double qk_bench_matmul(qk_bench_kind kind, uint32_t weightType, int64_t rows, int64_t n, int64_t nTok, int reps, int useRef);
 
 #ifdef __cplusplus
 }
