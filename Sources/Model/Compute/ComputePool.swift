@@ -8,29 +8,34 @@ import Synchronization
 /// generation counter, and back off to sleeping only after a stretch with no work.
 public final class ComputePool: @unchecked Sendable {
     public let threadCount: Int
+    private let state: State
 
-    private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    /// The job of the current generation; written only by the caller while no worker reads it.
-    nonisolated(unsafe) private var job: ((Int) -> Void)?
-    private var workers: [Thread] = []
+    /// What the caller and the workers share. The workers hold it, not the pool, so the pool can
+    /// go away (stopping them) whenever its owner lets go of it.
+    private final class State: @unchecked Sendable {
+        let generation = Atomic<Int>(0)
+        let pending = Atomic<Int>(0)
+        let stopping = Atomic<Bool>(false)
+        /// The job of the current generation; written only by the caller while no worker reads it.
+        nonisolated(unsafe) var job: ((Int) -> Void)?
+    }
 
     public init(threads: Int) {
         threadCount = max(1, threads)
+        let state = State()
+        self.state = state
         for index in 1 ..< threadCount {
-            let t = Thread { [unowned self] in self.workerLoop(index: index) }
+            let t = Thread { Self.workerLoop(state, index: index) }
             t.name = "strata-compute-\(index)"
             t.stackSize = 1 << 20
-            workers.append(t)
             t.start()
         }
     }
 
     deinit {
-        stopping.store(true, ordering: .releasing)
-        generation.add(1, ordering: .releasing)
-        while pending.load(ordering: .acquiring) > -(threadCount - 1) { sched_yield() }
+        state.stopping.store(true, ordering: .releasing)
+        state.generation.add(1, ordering: .releasing)
+        while state.pending.load(ordering: .acquiring) > -(threadCount - 1) { sched_yield() }
     }
 
     /// Runs `body(threadIndex)` on every thread of the pool, the caller being thread 0, and
@@ -38,18 +43,18 @@ public final class ComputePool: @unchecked Sendable {
     public func run(_ body: (Int) -> Void) {
         if threadCount == 1 { body(0); return }
         withoutActuallyEscaping(body) { body in
-            job = body
-            pending.store(threadCount - 1, ordering: .releasing)
-            generation.add(1, ordering: .releasing)
+            state.job = body
+            state.pending.store(threadCount - 1, ordering: .releasing)
+            state.generation.add(1, ordering: .releasing)
             body(0)
             var spins = 0
-            while pending.load(ordering: .acquiring) > 0 {
+            while state.pending.load(ordering: .acquiring) > 0 {
                 spins += 1
                 // When the machine is oversubscribed a helper may be waiting for this very
                 // core: yield now and then (cheap when nothing else is runnable).
                 if spins & 0x3FFF == 0 { sched_yield() }
             }
-            job = nil
+            state.job = nil
         }
     }
 
@@ -68,31 +73,31 @@ public final class ComputePool: @unchecked Sendable {
         return min(lo, count) ..< min(hi, count)
     }
 
-    private func workerLoop(index: Int) {
+    private static func workerLoop(_ state: State, index: Int) {
         var seen = 0
         while true {
             var spins = 0
             var idleSince: UInt64 = 0
-            var current = generation.load(ordering: .acquiring)
+            var current = state.generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
                 if spins & 0x3FFF == 0 {
                     // Spin through the short gaps between steps of a forward pass, yielding
                     // now and then (tens of microseconds); once no job has come for a few
                     // milliseconds (between requests), sleep instead.
-                    let now = Self.monotonicMicroseconds()
+                    let now = monotonicMicroseconds()
                     if idleSince == 0 { idleSince = now }
                     if now - idleSince > 5_000 { usleep(100) } else { sched_yield() }
                 }
-                current = generation.load(ordering: .acquiring)
+                current = state.generation.load(ordering: .acquiring)
             }
             seen = current
-            if stopping.load(ordering: .acquiring) {
-                pending.subtract(1, ordering: .releasing)
+            if state.stopping.load(ordering: .acquiring) {
+                state.pending.subtract(1, ordering: .releasing)
                 return
             }
-            job?(index)
-            pending.subtract(1, ordering: .releasing)
+            state.job?(index)
+            state.pending.subtract(1, ordering: .releasing)
         }
     }
 }
