@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -30,9 +31,22 @@ let package = Package(
             path: "Sources/Model",
             swiftSettings: optimize
         ),
-        .target(name: "StrataWire", path: "Sources/Wire"),
-        .target(name: "StrataWorker", dependencies: ["StrataModel", "StrataWire"], path: "Sources/Worker"),
-        .target(name: "StrataCoordinator", dependencies: ["StrataModel", "StrataWire"], path: "Sources/Coordinator"),
+        .target(name: "StrataWire", path: "Sources/Wire", swiftSettings: optimize),
+        // libzmq from Debian's libzmq3-dev, through a shim header.
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], path: "Sources/ZeroMQ"),
+        .target(
+            name: "StrataWorker",
+            dependencies: ["StrataModel", "StrataWire", "ZeroMQ", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/Worker",
+            swiftSettings: optimize
+        ),
+        .target(
+            name: "StrataCoordinator",
+            dependencies: ["StrataModel", "StrataWire", "ZeroMQ", "StrataWorker"],
+            path: "Sources/Coordinator",
+            swiftSettings: optimize
+        ),
         .executableTarget(
             name: "strata",
             dependencies: [
@@ -43,6 +57,8 @@ let package = Package(
             swiftSettings: optimize
         ),
         .testTarget(name: "ModelTests", dependencies: ["StrataModel"], path: "Tests/ModelTests"),
+        .testTarget(name: "WireTests", dependencies: ["StrataWire"], path: "Tests/WireTests"),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], path: "Tests/ZeroMQTests"),
         .testTarget(name: "CLITests", dependencies: ["strata"], path: "Tests/CLITests"),
     ]
 )

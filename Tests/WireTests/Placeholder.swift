@@ -1,0 +1,4 @@
+import Testing
+import StrataWire
+
+@Test func protocolVersionIsSet() { #expect(Wire.protocolVersion >= 0) }

@@ -1,0 +1,4 @@
+import Testing
+import ZeroMQ
+
+@Test func linksLibzmq() { #expect(zmqVersion().major == 4) }
