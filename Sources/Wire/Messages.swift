@@ -1,0 +1,205 @@
+/// The messages of Strata's wire protocol. The byte layout of each is in docs/wire-protocol.md;
+/// encoding and decoding live in WireMessage+Codec.swift.
+
+/// What one peer says about itself when a link opens. The coordinator speaks first (role
+/// `.coordinator`); a worker answers with its own hello (role `.worker`); a stage that forwards
+/// activations to the next one introduces itself with role `.stage`.
+public struct Hello: Sendable, Equatable {
+    public enum Role: UInt8, Sendable { case coordinator = 1, worker = 2, stage = 3 }
+    public var role: Role
+    /// A name for logs: the worker's `--name` or host:port. At most 256 bytes of UTF-8.
+    public var peerID: String
+    /// The application version (`strata --version`), for messages; compatibility is decided by
+    /// the protocol version in the frame header alone. At most 64 bytes.
+    public var appVersion: String
+    /// Bytes this worker may use for weights and caches (`--max-memory`, or what the system
+    /// reports available). 0 from a coordinator.
+    public var memoryBytes: UInt64
+    public var threads: UInt16
+    /// CPU features, e.g. ["avx2", "fma", "f16c"]. At most 64 entries of 32 bytes.
+    public var cpuFeatures: [String]
+    /// Models this worker holds locally (a `--model` file, cached stage files).
+    public var models: [ModelIdentity]
+    /// The peer's CurveZMQ public key (32 bytes) when links are encrypted; empty otherwise.
+    public var curvePublicKey: [UInt8]
+
+    public init(role: Role, peerID: String, appVersion: String, memoryBytes: UInt64 = 0, threads: UInt16 = 0,
+                cpuFeatures: [String] = [], models: [ModelIdentity] = [], curvePublicKey: [UInt8] = []) {
+        self.role = role; self.peerID = peerID; self.appVersion = appVersion; self.memoryBytes = memoryBytes
+        self.threads = threads; self.cpuFeatures = cpuFeatures; self.models = models; self.curvePublicKey = curvePublicKey
+    }
+}
+
+/// A model file, named by the SHA-256 of its bytes.
+public struct ModelIdentity: Sendable, Equatable, Hashable {
+    /// 32 bytes.
+    public var sha256: [UInt8]
+    public var byteCount: UInt64
+    /// A display name (the file name). At most 256 bytes.
+    public var name: String
+    public init(sha256: [UInt8], byteCount: UInt64, name: String) {
+        self.sha256 = sha256; self.byteCount = byteCount; self.name = name
+    }
+}
+
+/// How activations travel between stages.
+public enum ActivationType: UInt8, Sendable, CaseIterable {
+    case f32 = 0, f16 = 1, bf16 = 2
+    /// Blocks of 32 values: an f16 scale then 32 int8 (ggml's Q8_0). Row length must be a
+    /// multiple of 32.
+    case q8_0 = 3
+}
+
+/// The coordinator gives a worker its stage.
+public struct Assign: Sendable, Equatable {
+    public var model: ModelIdentity
+    /// Decoder layers `layerStart ..< layerEnd` of `layerCount`.
+    public var layerStart: UInt32
+    public var layerEnd: UInt32
+    public var layerCount: UInt32
+    public var stageIndex: UInt16
+    public var stageCount: UInt16
+    public var contextLength: UInt32
+    public var maxSequences: UInt32
+    public var activationType: ActivationType
+    /// Where this stage sends its output: the next worker's endpoint (e.g. "tcp://10.0.0.2:7000"),
+    /// or empty for the last stage, which answers the coordinator on the link it was assigned on.
+    /// At most 256 bytes.
+    public var nextEndpoint: String
+    /// The next worker's CurveZMQ public key when links are encrypted; empty otherwise.
+    public var nextCurvePublicKey: [UInt8]
+    /// When the worker lacks the model: the SHA-256 and size of the stage file the coordinator
+    /// will stream (a GGUF holding only this stage's tensors). All zero / 0 when not streaming.
+    public var stageFileSHA256: [UInt8]
+    public var stageFileBytes: UInt64
+
+    public init(model: ModelIdentity, layerStart: UInt32, layerEnd: UInt32, layerCount: UInt32, stageIndex: UInt16,
+                stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, activationType: ActivationType,
+                nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], stageFileSHA256: [UInt8] = [UInt8](repeating: 0, count: 32),
+                stageFileBytes: UInt64 = 0) {
+        self.model = model; self.layerStart = layerStart; self.layerEnd = layerEnd; self.layerCount = layerCount
+        self.stageIndex = stageIndex; self.stageCount = stageCount; self.contextLength = contextLength
+        self.maxSequences = maxSequences; self.activationType = activationType; self.nextEndpoint = nextEndpoint
+        self.nextCurvePublicKey = nextCurvePublicKey; self.stageFileSHA256 = stageFileSHA256; self.stageFileBytes = stageFileBytes
+    }
+}
+
+/// A worker's answer to an assignment (and, with `.loading`, progress while it loads).
+public struct LoadReport: Sendable, Equatable {
+    public enum Status: UInt8, Sendable {
+        /// Weights mapped, caches ready: the stage accepts forwards.
+        case ready = 0
+        /// The worker has no copy of the model: stream the stage file (`WeightChunk`s).
+        case needWeights = 1
+        case loading = 2
+    }
+    public var status: Status
+    /// Bytes of weights this stage holds.
+    public var weightBytes: UInt64
+    /// Bytes its KV cache may grow to (maxSequences × context × layers × 2 × kvDim × element).
+    public var kvCacheBytes: UInt64
+    /// Resident memory of the worker process now.
+    public var residentBytes: UInt64
+    public var loadMilliseconds: UInt32
+    public init(status: Status, weightBytes: UInt64 = 0, kvCacheBytes: UInt64 = 0, residentBytes: UInt64 = 0, loadMilliseconds: UInt32 = 0) {
+        self.status = status; self.weightBytes = weightBytes; self.kvCacheBytes = kvCacheBytes
+        self.residentBytes = residentBytes; self.loadMilliseconds = loadMilliseconds
+    }
+}
+
+/// A piece of a stage file streamed from the coordinator to a worker that has no copy.
+public struct WeightChunk: Sendable, Equatable {
+    public var offset: UInt64
+    public var totalBytes: UInt64
+    /// CRC-32 (IEEE, as zlib) of `data`, checked by the decoder.
+    public var crc32: UInt32
+    /// At most 16 MiB.
+    public var data: [UInt8]
+    public init(offset: UInt64, totalBytes: UInt64, data: [UInt8]) {
+        self.offset = offset; self.totalBytes = totalBytes; self.data = data; self.crc32 = CRC32.checksum(data)
+    }
+}
+
+/// Hidden states on their way through the pipeline (`.forward`) or back to the coordinator
+/// (`.result`). Both kinds share this layout.
+public struct Activations: Sendable, Equatable {
+    /// One run of consecutive tokens of one sequence.
+    public struct Entry: Sendable, Equatable {
+        public var sequence: UInt64
+        /// Position of the first token.
+        public var position: UInt32
+        public var tokenCount: UInt32
+        public init(sequence: UInt64, position: UInt32, tokenCount: UInt32) {
+            self.sequence = sequence; self.position = position; self.tokenCount = tokenCount
+        }
+    }
+    /// Chosen by the coordinator; results carry it back.
+    public var requestID: UInt64
+    /// Only the last row of each entry goes back to the coordinator (it samples from those).
+    public var lastRowsOnly: Bool
+    public var type: ActivationType
+    /// Row length (the model's embedding size). At most 65536.
+    public var dim: UInt32
+    /// At most 4096 entries; their token counts sum to at most 65536 rows.
+    public var entries: [Entry]
+    /// Nanoseconds each stage spent computing this batch, appended stage by stage (at most 256).
+    public var stageNanos: [UInt64]
+    /// rows × dim values encoded as `type` (rows = the entries' token counts, or the entry
+    /// count in a result with `lastRowsOnly`).
+    public var payload: [UInt8]
+
+    public init(requestID: UInt64, lastRowsOnly: Bool, type: ActivationType, dim: UInt32, entries: [Entry],
+                stageNanos: [UInt64] = [], payload: [UInt8]) {
+        self.requestID = requestID; self.lastRowsOnly = lastRowsOnly; self.type = type; self.dim = dim
+        self.entries = entries; self.stageNanos = stageNanos; self.payload = payload
+    }
+
+    /// Rows the payload holds.
+    public var rowCount: Int { entries.reduce(0) { $0 + Int($1.tokenCount) } }
+}
+
+/// Liveness and load, both ways: the coordinator sends one, the worker answers with its figures.
+public struct Heartbeat: Sendable, Equatable {
+    public var nonce: UInt64
+    public var sequences: UInt32
+    public var kvCacheBytes: UInt64
+    public var residentBytes: UInt64
+    public init(nonce: UInt64, sequences: UInt32 = 0, kvCacheBytes: UInt64 = 0, residentBytes: UInt64 = 0) {
+        self.nonce = nonce; self.sequences = sequences; self.kvCacheBytes = kvCacheBytes; self.residentBytes = residentBytes
+    }
+}
+
+/// A failure, named. The body of an error frame never changes between protocol versions, so a
+/// peer of any version can read why it was refused.
+public struct WireErrorMessage: Sendable, Equatable, Error {
+    public enum Code: UInt16, Sendable {
+        case unsupportedVersion = 1, unknownKind = 2, malformed = 3, unknownPeer = 4, notAssigned = 5
+        case modelMismatch = 6, outOfMemory = 7, contextOverflow = 8, loadFailed = 9, busy = 10, `internal` = 11
+        /// A code this build does not know (from a newer peer).
+        case other = 0xFFFF
+    }
+    public var code: Code
+    /// The request or sequence the error is about, 0 if none.
+    public var requestID: UInt64
+    /// At most 4096 bytes of UTF-8.
+    public var message: String
+    public init(code: Code, requestID: UInt64 = 0, message: String) {
+        self.code = code; self.requestID = requestID; self.message = message
+    }
+}
+
+/// Every message, as the decoder returns it.
+public enum WireMessage: Sendable, Equatable {
+    case hello(Hello)
+    case assign(Assign)
+    case loadReport(LoadReport)
+    case weightChunk(WeightChunk)
+    case forward(Activations)
+    case result(Activations)
+    /// Drop these sequences' KV cache (at most 4096).
+    case release([UInt64])
+    case heartbeat(Heartbeat)
+    case error(WireErrorMessage)
+    /// Stop serving and exit (sent by `strata local` and tests; the worker answers nothing).
+    case shutdown
+}
