@@ -1,4 +1,0 @@
-import Testing
-import ZeroMQ
-
-@Test func linksLibzmq() { #expect(ZMQ.version.major == 4) }
