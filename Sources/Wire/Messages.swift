@@ -1,5 +1,5 @@
 /// The messages of Strata's wire protocol. The byte layout of each is in docs/wire-protocol.md;
-/// encoding and decoding live in WireMessage+Codec.swift.
+/// framing is in WireMessage+Codec.swift, each message's body in its own `+Codec.swift` file.
 
 /// What one peer says about itself when a link opens. The coordinator speaks first (role
 /// `.coordinator`); a worker answers with its own hello (role `.worker`); a stage that forwards

@@ -1,0 +1,50 @@
+/// Assign body: model identity, layerStart u32, layerEnd u32, layerCount u32, stageIndex u16,
+/// stageCount u16, contextLength u32, maxSequences u32, activationType u8, nextEndpoint string,
+/// nextCurvePublicKey (u8 length, 0 or 32 bytes), stageFileSHA256 (u8 length, exactly 32),
+/// stageFileBytes u64.
+extension Assign {
+    func write(to w: inout ByteWriter) {
+        model.write(to: &w)
+        w.u32(layerStart)
+        w.u32(layerEnd)
+        w.u32(layerCount)
+        w.u16(stageIndex)
+        w.u16(stageCount)
+        w.u32(contextLength)
+        w.u32(maxSequences)
+        w.u8(activationType.rawValue)
+        w.string(nextEndpoint)
+        w.byteArray(nextCurvePublicKey, .u8)
+        w.byteArray(stageFileSHA256, .u8)
+        w.u64(stageFileBytes)
+    }
+
+    static func read(from r: inout ByteReader) throws(WireError) -> Assign {
+        let model = try ModelIdentity.read(from: &r, "assign.model")
+        let layerStart = try r.u32("assign.layerStart")
+        let layerEnd = try r.u32("assign.layerEnd")
+        let layerCount = try r.u32("assign.layerCount")
+        // A stage with no layers, or layers the model lacks, cannot be loaded; say so here
+        // rather than deep inside the worker.
+        guard layerStart < layerEnd, layerEnd <= layerCount else {
+            throw .invalidValue(field: "assign.layerEnd",
+                                reason: "layers \(layerStart) ..< \(layerEnd) are not a non-empty range within the model's \(layerCount)")
+        }
+        let stageIndex = try r.u16("assign.stageIndex")
+        let stageCount = try r.u16("assign.stageCount")
+        guard stageIndex < stageCount else {
+            throw .invalidValue(field: "assign.stageIndex", reason: "stage \(stageIndex) of \(stageCount) does not exist")
+        }
+        let contextLength = try r.u32("assign.contextLength")
+        let maxSequences = try r.u32("assign.maxSequences")
+        let type = try r.enumeration(ActivationType.self, "assign.activationType")
+        let nextEndpoint = try r.string(limit: Wire.Limits.endpointBytes, "assign.nextEndpoint")
+        let nextKey = try r.fixedBytes(.u8, sizes: [0, Wire.Limits.curveKeyBytes], "assign.nextCurvePublicKey")
+        let stageSHA = try r.fixedBytes(.u8, sizes: [Wire.Limits.sha256Bytes], "assign.stageFileSHA256")
+        let stageBytes = try r.u64("assign.stageFileBytes")
+        return Assign(model: model, layerStart: layerStart, layerEnd: layerEnd, layerCount: layerCount,
+                      stageIndex: stageIndex, stageCount: stageCount, contextLength: contextLength,
+                      maxSequences: maxSequences, activationType: type, nextEndpoint: nextEndpoint,
+                      nextCurvePublicKey: nextKey, stageFileSHA256: stageSHA, stageFileBytes: stageBytes)
+    }
+}

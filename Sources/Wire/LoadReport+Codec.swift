@@ -1,0 +1,19 @@
+/// LoadReport body: status u8, weightBytes u64, kvCacheBytes u64, residentBytes u64,
+/// loadMilliseconds u32.
+extension LoadReport {
+    func write(to w: inout ByteWriter) {
+        w.u8(status.rawValue)
+        w.u64(weightBytes)
+        w.u64(kvCacheBytes)
+        w.u64(residentBytes)
+        w.u32(loadMilliseconds)
+    }
+
+    static func read(from r: inout ByteReader) throws(WireError) -> LoadReport {
+        LoadReport(status: try r.enumeration(Status.self, "loadReport.status"),
+                   weightBytes: try r.u64("loadReport.weightBytes"),
+                   kvCacheBytes: try r.u64("loadReport.kvCacheBytes"),
+                   residentBytes: try r.u64("loadReport.residentBytes"),
+                   loadMilliseconds: try r.u32("loadReport.loadMilliseconds"))
+    }
+}

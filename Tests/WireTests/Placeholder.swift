@@ -1,4 +1,0 @@
-import Testing
-import StrataWire
-
-@Test func protocolVersionIsSet() { #expect(Wire.protocolVersion >= 0) }
