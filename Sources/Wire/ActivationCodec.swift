@@ -64,7 +64,7 @@ public enum ActivationCodec {
         decodeChecked(payload, as: type, into: out)
     }
 
-    /// `values` encoded as `type`; see ``encode(_:as:)-(UnsafeBufferPointer<Float>,_)``.
+    /// `values` encoded as `type`, like the `UnsafeBufferPointer` overload.
     public static func encode(_ values: [Float], as type: ActivationType) -> [UInt8] {
         values.withUnsafeBufferPointer { encode($0, as: type) }
     }

@@ -83,7 +83,7 @@ extension WireMessage {
         return message
     }
 
-    /// Decodes one frame held in an array; see ``decode(_:)-(UnsafeRawBufferPointer)``.
+    /// Decodes one frame held in an array, like the `UnsafeRawBufferPointer` overload.
     public static func decode(_ frame: [UInt8]) throws(WireError) -> WireMessage {
         // Array.withUnsafeBytes rethrows untyped errors; carry the typed one out in a Result.
         let result = frame.withUnsafeBytes { bytes in
