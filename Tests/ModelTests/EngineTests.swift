@@ -1,5 +1,6 @@
 import Foundation
 import StrataModel
+import TestSupport
 import Testing
 
 /// The engine on tiny random models built in the test.

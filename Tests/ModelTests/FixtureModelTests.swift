@@ -1,5 +1,6 @@
 import Foundation
 import StrataModel
+import TestSupport
 import Testing
 
 /// The tiny multi-head (6 query = 6 KV heads), untied-output fixture with llama.cpp's trace

@@ -1,14 +1,6 @@
 import Foundation
 import StrataModel
-
-/// Where the package, the shared references and the cached default model are.
-enum TestPaths {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let refs = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/refs")
-    static let defaultModel = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-
-    static func ref(_ name: String) -> URL { refs.appendingPathComponent(name) }
-}
+import TestSupport
 
 /// Index of the largest value; ties go to the lowest index (as llama.cpp's greedy sampler).
 func argmax(_ xs: ArraySlice<Float>) -> Int {

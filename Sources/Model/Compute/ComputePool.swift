@@ -5,7 +5,9 @@ import Synchronization
 ///
 /// Matrix products in decode take a few microseconds each; waking threads through Dispatch costs
 /// more than that (see shared/docs/FINDINGS.md), so the workers stay awake, spinning on a
-/// generation counter, and back off to sleeping only after a stretch with no work.
+/// generation counter, and block on a condition variable only after `idleSpin` without work.
+/// One process keeps the default (a few milliseconds, the gap between tokens); a pipeline
+/// stage shares the cores with other stages that run while it waits, so it spins only briefly.
 public final class ComputePool: @unchecked Sendable {
     public let threadCount: Int
     private let state: State
@@ -16,13 +18,33 @@ public final class ComputePool: @unchecked Sendable {
         let generation = Atomic<Int>(0)
         let pending = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
+        /// Workers blocked in `wait`; the caller signals only when there are some.
+        let sleepers = Atomic<Int>(0)
+        let idleSpinMicroseconds: UInt64
+        let lock = NSCondition()
         /// The job of the current generation; written only by the caller while no worker reads it.
         nonisolated(unsafe) var job: ((Int) -> Void)?
+
+        init(idleSpinMicroseconds: UInt64) { self.idleSpinMicroseconds = idleSpinMicroseconds }
+
+        /// Publishes a new generation and wakes the workers that went to sleep.
+        func advance() {
+            // Sequentially consistent on both sides (here and in `workerLoop`): either the
+            // caller sees the sleeper, or the sleeper sees the new generation.
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                lock.lock()
+                lock.broadcast()
+                lock.unlock()
+            }
+        }
     }
 
-    public init(threads: Int) {
+    /// `idleSpin`: how long an idle worker spins before it blocks.
+    public init(threads: Int, idleSpin: Duration = .milliseconds(5)) {
         threadCount = max(1, threads)
-        let state = State()
+        let micros = UInt64(max(0, idleSpin.components.seconds * 1_000_000 + idleSpin.components.attoseconds / 1_000_000_000_000))
+        let state = State(idleSpinMicroseconds: micros)
         self.state = state
         for index in 1 ..< threadCount {
             let t = Thread { Self.workerLoop(state, index: index) }
@@ -34,7 +56,7 @@ public final class ComputePool: @unchecked Sendable {
 
     deinit {
         state.stopping.store(true, ordering: .releasing)
-        state.generation.add(1, ordering: .releasing)
+        state.advance()
         while state.pending.load(ordering: .acquiring) > -(threadCount - 1) { sched_yield() }
     }
 
@@ -45,7 +67,7 @@ public final class ComputePool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             state.job = body
             state.pending.store(threadCount - 1, ordering: .releasing)
-            state.generation.add(1, ordering: .releasing)
+            state.advance()
             body(0)
             var spins = 0
             while state.pending.load(ordering: .acquiring) > 0 {
@@ -81,13 +103,20 @@ public final class ComputePool: @unchecked Sendable {
             var current = state.generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                if spins & 0x3FFF == 0 {
+                if spins & 0x3FF == 0 {
                     // Spin through the short gaps between steps of a forward pass, yielding
-                    // now and then (tens of microseconds); once no job has come for a few
-                    // milliseconds (between requests), sleep instead.
+                    // now and then; once no job has come for `idleSpin`, block until one does.
                     let now = monotonicMicroseconds()
                     if idleSince == 0 { idleSince = now }
-                    if now - idleSince > 5_000 { usleep(100) } else { sched_yield() }
+                    if now - idleSince >= state.idleSpinMicroseconds {
+                        state.lock.lock()
+                        state.sleepers.add(1, ordering: .sequentiallyConsistent)
+                        while state.generation.load(ordering: .sequentiallyConsistent) == seen { state.lock.wait() }
+                        state.sleepers.subtract(1, ordering: .relaxed)
+                        state.lock.unlock()
+                    } else if spins & 0x3FFF == 0 {
+                        sched_yield()
+                    }
                 }
                 current = state.generation.load(ordering: .acquiring)
             }

@@ -35,6 +35,17 @@ public struct GenerationResult: Sendable {
 
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptIDs.count) / promptSeconds : 0 }
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(decodeSteps) / decodeSeconds : 0 }
+
+    public init(promptIDs: [Int32], generatedIDs: [Int32], text: String, finishReason: FinishReason,
+                promptSeconds: Double, decodeSeconds: Double, decodeSteps: Int) {
+        self.promptIDs = promptIDs
+        self.generatedIDs = generatedIDs
+        self.text = text
+        self.finishReason = finishReason
+        self.promptSeconds = promptSeconds
+        self.decodeSeconds = decodeSeconds
+        self.decodeSteps = decodeSteps
+    }
 }
 
 public enum GenerationError: Error, CustomStringConvertible {
@@ -78,15 +89,7 @@ public final class Generator {
         nextSequence += 1
         defer { cache.release(seq) }
 
-        var sampler = Sampler(options.sampling)
-        var decoder = StreamingDecoder(tokenizer: tokenizer, includeSpecial: false)
-        var stops = StopStringMatcher(stops: options.stopStrings)
-        var history = promptIDs
-        var generated: [Int32] = []
-        var text = ""
-        var finish = FinishReason.length
-        var flushText = true  // false once a stop string or the caller ended the text
-
+        var state = GenerationState(promptIDs: promptIDs, options: options, tokenizer: tokenizer, contextLength: contextLength)
         let clock = ContinuousClock()
         let start = clock.now
         var logits: [Float] = []
@@ -105,33 +108,21 @@ public final class Generator {
 
         let decodeStart = clock.now
         var steps = 0
-        generation: while generated.count < options.maxTokens {
-            let id = sampler.sample(logits: logits, history: history)
-            generated.append(id)
-            history.append(id)
-            if options.stopAtEndOfGeneration && tokenizer.endOfGenerationIDs.contains(id) {
-                finish = .stop
-                break
-            }
-            let (emit, stopped) = stops.feed(decoder.append(id))
-            text += emit
-            if !emit.isEmpty && !onText(emit) { finish = .stop; flushText = false; break }
-            if stopped { finish = .stop; flushText = false; break generation }
-            if generated.count == options.maxTokens || history.count >= contextLength { break }
+        while !state.isFinished {
+            let step = state.accept(logits: logits)
+            if !step.text.isEmpty && !onText(step.text) { state.cancel(); break }
+            guard let next = step.next else { break }
             do throws(InferenceError) {
-                var x = try engine.embed([id])
-                try engine.forward(&x, batch: [BatchToken(sequence: seq, position: history.count - 1)], cache: cache)
+                var x = try engine.embed([next])
+                try engine.forward(&x, batch: [BatchToken(sequence: seq, position: state.history.count - 1)], cache: cache)
                 logits = try engine.logits(x, rows: [0])
             } catch { throw .inference(error) }
             steps += 1
         }
-        if flushText {
-            let (emit, stopped) = stops.feed(decoder.flush())
-            let rest = emit + (stopped ? "" : stops.flush())
-            text += rest
-            if !rest.isEmpty { _ = onText(rest) }
-        }
-        return GenerationResult(promptIDs: promptIDs, generatedIDs: generated, text: text, finishReason: finish,
+        let rest = state.finish()
+        if !rest.isEmpty { _ = onText(rest) }
+        return GenerationResult(promptIDs: promptIDs, generatedIDs: state.generatedIDs, text: state.text,
+                                finishReason: state.finishReason ?? .length,
                                 promptSeconds: promptSeconds, decodeSeconds: (clock.now - decodeStart).seconds,
                                 decodeSteps: steps)
     }

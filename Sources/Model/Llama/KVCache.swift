@@ -35,7 +35,7 @@ public enum KVCacheType: String, Sendable, CaseIterable {
     case f16
     case f32
 
-    var elementBytes: Int { self == .f16 ? 2 : 4 }
+    public var elementBytes: Int { self == .f16 ? 2 : 4 }
 }
 
 /// The keys and values of one sequence for a range of layers, GQA-shaped: each position holds

@@ -46,9 +46,11 @@ public final class LlamaEngine {
     private var quantized: [UInt32: ScratchBuffer] = [:]  // activations in each weight type's 8-bit format (.q8)
     private var q16 = ScratchBuffer()     // (nTok, q16 row) decode activations in 16-bit fixed point (.fast)
 
-    public init(weights: LlamaWeights, threads: Int) {
+    /// `idleSpin`: how long the compute threads spin between forward passes before they block
+    /// (see `ComputePool`).
+    public init(weights: LlamaWeights, threads: Int, idleSpin: Duration = .milliseconds(5)) {
         self.weights = weights
-        self.pool = ComputePool(threads: threads)
+        self.pool = ComputePool(threads: threads, idleSpin: idleSpin)
     }
 
     deinit {

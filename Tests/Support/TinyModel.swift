@@ -2,27 +2,36 @@ import Foundation
 import StrataModel
 
 /// A tiny Llama model with seeded random weights, written to a temporary GGUF file, so engine
-/// tests run on real files without downloads.
-struct TinyModel {
-    var dim = 32
-    var hiddenDim = 64
-    var nLayers = 4
-    var nHeads = 4
-    var nKVHeads = 2
-    var vocab = 64
-    var contextLength = 64
-    var ropeTheta: Float = 10000
-    var seed: UInt64 = 7
+/// and cluster tests run on real files without downloads. Its vocabulary (for the coordinator,
+/// which owns a tokenizer) is byte-level: token i is the character 0x21 + i, no merges, no
+/// end-of-generation token, so greedy runs last their full length.
+public struct TinyModel: Sendable {
+    public var dim = 32
+    public var hiddenDim = 64
+    public var nLayers = 4
+    public var nHeads = 4
+    public var nKVHeads = 2
+    public var vocab = 64
+    public var contextLength = 64
+    public var ropeTheta: Float = 10000
+    public var seed: UInt64 = 7
     /// Weight type of the matrices: f32, or random blocks of a quantized type.
-    var matrixType: GGMLType = .f32
-    var tiedOutput = true
+    public var matrixType: GGMLType = .f32
+    public var tiedOutput = true
     /// Written as `rope_freqs.weight` when set: per-pair divisors of the rotation frequency.
-    var ropeFreqFactors: [Float]?
+    public var ropeFreqFactors: [Float]?
 
-    var headDim: Int { dim / nHeads }
+    public init(dim: Int = 32, hiddenDim: Int = 64, nLayers: Int = 4, nHeads: Int = 4, nKVHeads: Int = 2, vocab: Int = 64,
+                contextLength: Int = 64, seed: UInt64 = 7, matrixType: GGMLType = .f32) {
+        self.dim = dim; self.hiddenDim = hiddenDim; self.nLayers = nLayers; self.nHeads = nHeads
+        self.nKVHeads = nKVHeads; self.vocab = vocab; self.contextLength = contextLength; self.seed = seed
+        self.matrixType = matrixType
+    }
+
+    public var headDim: Int { dim / nHeads }
 
     /// Writes the model and returns its path (deleted by the caller when done, or left in /tmp).
-    func write() throws -> String {
+    public func write() throws -> String {
         var rng = Xoshiro256StarStar(seed: seed)
         var w = GGUFWriter()
         w.add(key: "general.architecture", .string("llama"))
@@ -34,6 +43,11 @@ struct TinyModel {
         w.add(key: "llama.context_length", .uint32(UInt32(contextLength)))
         w.add(key: "llama.rope.freq_base", .float32(ropeTheta))
         w.add(key: "llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
+        w.add(key: "tokenizer.ggml.model", .string("gpt2"))
+        w.add(key: "tokenizer.ggml.tokens", .array(elementType: 8, (0 ..< vocab).map {
+            .string(String(UnicodeScalar(UInt8(truncatingIfNeeded: 0x21 + $0 % 94))) + ($0 < 94 ? "" : "\($0 / 94)"))
+        }))
+        w.add(key: "tokenizer.ggml.merges", .array(elementType: 8, []))
 
         func floats(_ n: Int, scale: Float) -> [Float] {
             (0 ..< n).map { _ in Float(rng.nextUnitDouble() * 2 - 1) * scale }
@@ -90,7 +104,7 @@ struct TinyModel {
     }
 
     /// Loads layers `layers` of the model at `path` (embedding with layer 0, head with the last).
-    static func engine(path: String, layers: Range<Int>? = nil, precision: Precision = .f32, threads: Int = 2) throws -> LlamaEngine {
+    public static func engine(path: String, layers: Range<Int>? = nil, precision: Precision = .f32, threads: Int = 2) throws -> LlamaEngine {
         let gguf = try GGUFFile(path: path)
         let config = try LlamaConfig(gguf: gguf)
         let range = layers ?? 0 ..< config.nLayers

@@ -1,0 +1,45 @@
+/// A GGUF holding one pipeline stage's share of a model: the model's architecture metadata and
+/// only the tensors of a range of decoder layers. The coordinator streams it to a worker that has
+/// no copy of the model; the worker caches it and loads it like any model file.
+public enum StageFile {
+    /// Metadata key naming the SHA-256 (hex) of the model the stage was cut from.
+    public static let modelKey = "strata.stage.model_sha256"
+    /// Metadata keys of the layer range, `start ..< end`.
+    public static let layerStartKey = "strata.stage.layer_start"
+    public static let layerEndKey = "strata.stage.layer_end"
+
+    /// The stage file's bytes for `layers` of `model`. Tokenizer metadata stays behind (the
+    /// coordinator owns the tokenizer); the vocabulary size is written explicitly because the
+    /// stage has no embedding table to read it from.
+    public static func build(from model: GGUFFile, layers: Range<Int>, modelSHA256 hex: String) throws(GGUFError) -> [UInt8] {
+        let config = try LlamaConfig(gguf: model)
+        guard layers.lowerBound >= 0, layers.upperBound <= config.nLayers, !layers.isEmpty else {
+            throw .invalidValue(key: "llama.block_count", reason: "stage layers \(layers) are not within 0..<\(config.nLayers)")
+        }
+        var w = GGUFWriter()
+        for key in model.keys where !key.hasPrefix("tokenizer.") {
+            if let value = model.metadata[key] { w.add(key: key, value) }
+        }
+        let arch = try model.string("general.architecture")
+        w.add(key: "\(arch).vocab_size", .uint32(UInt32(config.vocabSize)))
+        w.add(key: modelKey, .string(hex))
+        w.add(key: layerStartKey, .uint32(UInt32(layers.lowerBound)))
+        w.add(key: layerEndKey, .uint32(UInt32(layers.upperBound)))
+        var names = layers.flatMap { TensorName.layer($0) }
+        if model.tensorInfo(TensorName.ropeFreqs) != nil { names.append(TensorName.ropeFreqs) }
+        for name in names {
+            guard let info = model.tensorInfo(name) else { throw .missingTensor(name) }
+            try w.addTensor(name: name, dims: info.dims, type: info.type, data: Array(model.data(of: info)))
+        }
+        return w.bytes()
+    }
+
+    /// The model SHA-256 (hex) and layer range a stage file says it holds, or nil for a whole
+    /// model file.
+    public static func identity(of file: GGUFFile) -> (modelSHA256: String, layers: Range<Int>)? {
+        guard let sha = try? file.optionalString(modelKey),
+              let start = try? file.optionalInt(layerStartKey), let end = try? file.optionalInt(layerEndKey),
+              start < end else { return nil }
+        return (sha, start ..< end)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// A child process whose output is collected in the background, so a full pipe never blocks it,
+/// and which is killed when dropped: no test leaves a process running.
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    private let lock = NSLock()
+    private var out = Data()
+    private var err = Data()
+    private let drained = DispatchGroup()
+
+    /// Starts `executable` with `arguments`.
+    public init(_ executable: URL, _ arguments: [String]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        collect(outPipe.fileHandleForReading) { self.out.append($0) }
+        collect(errPipe.fileHandleForReading) { self.err.append($0) }
+    }
+
+    /// `strata ARGS`, optionally inside network namespace `netns`.
+    public static func strata(_ arguments: [String], netns: String? = nil) throws -> ChildProcess {
+        if let netns {
+            return try ChildProcess(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", netns, TestPaths.binary.path] + arguments)
+        }
+        return try ChildProcess(TestPaths.binary, arguments)
+    }
+
+    private func collect(_ handle: FileHandle, _ append: @escaping @Sendable (Data) -> Void) {
+        drained.enter()
+        let t = Thread { [lock, drained] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.withLock { append(chunk) }
+            }
+            drained.leave()
+        }
+        t.start()
+    }
+
+    public var stdout: String { lock.withLock { String(decoding: out, as: UTF8.self) } }
+    public var stderr: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
+
+    /// Polls `condition` until it holds or `timeout` passes.
+    @discardableResult
+    public static func poll(timeout: Duration, _ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    /// Waits for the process to exit; kills it at the deadline. Returns the exit status, or nil
+    /// when it had to be killed.
+    @discardableResult
+    public func wait(timeout: Duration) -> Int32? {
+        if !Self.poll(timeout: timeout, { !process.isRunning }) {
+            kill()
+            return nil
+        }
+        process.waitUntilExit()
+        _ = drained.wait(timeout: .now() + 5)
+        return process.terminationStatus
+    }
+
+    public func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    deinit { kill() }
+}
+
+/// A `strata worker` process, started and waited for until it is listening.
+public final class WorkerProcess: @unchecked Sendable {
+    public let child: ChildProcess
+    public let endpoint: String
+
+    /// Starts `strata worker --listen LISTEN ARGS…`; throws with the worker's stderr when it
+    /// does not come up within 60 s.
+    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, _ arguments: [String]) throws {
+        let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1"] + arguments, netns: netns)
+        self.child = child
+        var endpoint: String?
+        ChildProcess.poll(timeout: .seconds(60)) {
+            if let r = child.stdout.range(of: "listening on ") {
+                let rest = child.stdout[r.upperBound...]
+                if let nl = rest.firstIndex(of: "\n") { endpoint = String(rest[..<nl]) }
+            }
+            return endpoint != nil || !child.isRunning
+        }
+        guard let endpoint else {
+            child.kill()
+            throw WorkerStartError(stderr: child.stderr)
+        }
+        self.endpoint = endpoint
+    }
+
+    public func kill() { child.kill() }
+}
+
+public struct WorkerStartError: Error, CustomStringConvertible {
+    public let stderr: String
+    public var description: String { "worker did not start: \(stderr)" }
+}
