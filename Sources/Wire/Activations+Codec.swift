@@ -19,8 +19,10 @@ extension Activations {
         w.byteArray(payload, .u32)
     }
 
-    /// `kind` is "forward" or "result", for field names.
-    static func read(from r: inout ByteReader, _ kind: String) throws(WireError) -> Activations {
+    /// `kind` is "forward" or "result", for field names. A result with `lastRowsOnly` holds one
+    /// row per entry; a forward always holds every token's row (`lastRowsOnly` there asks the
+    /// last stage to send back only the last rows).
+    static func read(from r: inout ByteReader, _ kind: String, isResult: Bool) throws(WireError) -> Activations {
         let requestID = try r.u64(kind + ".requestID")
         let lastRowsOnly = try r.bool(kind + ".lastRowsOnly")
         let type = try r.enumeration(ActivationType.self, kind + ".type")
@@ -53,7 +55,7 @@ extension Activations {
 
         // The payload's size follows from the fields before it; check it before copying.
         let payload = try r.rawBytes(.u32, limit: Wire.maxPayloadBytes, kind + ".payload")
-        let rows = lastRowsOnly ? entryCount : tokens
+        let rows = isResult && lastRowsOnly ? entryCount : tokens
         let expected = ActivationCodec.byteCount(values: rows * dim, type: type)!  // dim checked above
         guard payload.count == expected else {
             throw .invalidValue(field: kind + ".payload",

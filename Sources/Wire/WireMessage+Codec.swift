@@ -71,8 +71,8 @@ extension WireMessage {
         case .assign: .assign(try Assign.read(from: &r))
         case .loadReport: .loadReport(try LoadReport.read(from: &r))
         case .weightChunk: .weightChunk(try WeightChunk.read(from: &r))
-        case .forward: .forward(try Activations.read(from: &r, "forward"))
-        case .result: .result(try Activations.read(from: &r, "result"))
+        case .forward: .forward(try Activations.read(from: &r, "forward", isResult: false))
+        case .result: .result(try Activations.read(from: &r, "result", isResult: true))
         case .release: .release(try ReleaseBody.read(from: &r))
         case .heartbeat: .heartbeat(try Heartbeat.read(from: &r))
         case .shutdown: .shutdown
