@@ -50,15 +50,21 @@ let package = Package(
         .executableTarget(
             name: "strata",
             dependencies: [
-                "StrataModel", "StrataWorker", "StrataCoordinator", "QuantKernels",
+                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataWire", "QuantKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/strata",
             swiftSettings: optimize
         ),
-        .testTarget(name: "ModelTests", dependencies: ["StrataModel"], path: "Tests/ModelTests"),
+        .target(name: "TestSupport", dependencies: ["StrataModel"], path: "Tests/Support"),
+        .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport"], path: "Tests/ModelTests"),
         .testTarget(name: "WireTests", dependencies: ["StrataWire"], path: "Tests/WireTests"),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], path: "Tests/ZeroMQTests"),
         .testTarget(name: "CLITests", dependencies: ["strata"], path: "Tests/CLITests"),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["strata", "StrataCoordinator", "StrataWorker", "StrataWire", "ZeroMQ", "TestSupport"],
+            path: "Tests/ClusterTests"
+        ),
     ]
 )

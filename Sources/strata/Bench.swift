@@ -21,6 +21,11 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Option(help: "Also run the decode test through a local cluster of this many worker processes, with 1, 4 and 8 concurrent streams.")
+    var workers: Int?
+
+    @OptionGroup var cluster: ClusterOptions
+
     struct Output: Encodable {
         var model: String
         var precision: String
@@ -35,6 +40,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let workers { return try runCluster(workers: workers) }
         let (_, engine, _) = try modelOptions.load()
         let vocab = engine.config.vocabSize
         // Fixed pseudo-random tokens, as llama-bench uses random ones.

@@ -1,11 +1,13 @@
 import ArgumentParser
+import StrataWorker
 
 @main
 struct Strata: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strata",
         abstract: "Pipeline-parallel inference for Llama-architecture models.",
-        version: "0.1.0",
-        subcommands: [Generate.self, Chat.self, Tokenize.self, Inspect.self, Bench.self]
+        version: StrataVersion.string,
+        subcommands: [Generate.self, Chat.self, LocalCommand.self, WorkerCommand.self, CoordinatorCommand.self,
+                      Tokenize.self, Inspect.self, Bench.self]
     )
 }

@@ -1,0 +1,368 @@
+import Dispatch
+import Foundation
+import StrataModel
+import StrataWire
+import ZeroMQ
+
+/// A caller's request on its way to the scheduler thread, and the answer on its way back.
+final class Submission: @unchecked Sendable {
+    let promptIDs: [Int32]
+    let options: GenerationOptions
+    let onText: @Sendable (String) -> Bool
+    let finished = DispatchSemaphore(value: 0)
+    /// Written by the scheduler thread before it signals `finished`.
+    var outcome: Result<GenerationResult, ClusterError>?
+
+    init(promptIDs: [Int32], options: GenerationOptions, onText: @escaping @Sendable (String) -> Bool) {
+        self.promptIDs = promptIDs
+        self.options = options
+        self.onText = onText
+    }
+
+    func complete(_ outcome: Result<GenerationResult, ClusterError>) {
+        self.outcome = outcome
+        finished.signal()
+    }
+}
+
+extension Cluster {
+    /// Generates from `promptIDs` through the pipeline, blocking the calling thread until done.
+    /// `onText` receives the text as it is produced (on the scheduler's thread: keep it short)
+    /// and may return false to stop early.
+    public func generate(promptIDs: [Int32], options: GenerationOptions,
+                         onText: @escaping @Sendable (String) -> Bool = { _ in true }) throws(ClusterError) -> GenerationResult {
+        let submission = Submission(promptIDs: promptIDs, options: options, onText: onText)
+        let refusal = inbox.withLock { inbox -> ClusterError? in
+            if let failure = inbox.failure { return failure }
+            if inbox.stopping { return .shutDown }
+            inbox.submissions.append(submission)
+            _ = try? inbox.waker?.send([1], dontWait: true)
+            return nil
+        }
+        if let refusal { throw refusal }
+        submission.finished.wait()
+        return try submission.outcome!.get()
+    }
+
+    /// Per-hop latency and stage compute figures since the last reset.
+    public func latencyFigures(reset: Bool = false) -> LatencyRecorder {
+        latency.withLock { recorder in
+            let copy = recorder
+            if reset { recorder.reset() }
+            return copy
+        }
+    }
+
+    func runScheduler() {
+        var scheduler = Scheduler(cluster: self)
+        scheduler.run()
+        stopped.signal()
+    }
+}
+
+/// The scheduler's state, owned by its thread: every sequence in flight, the messages on their
+/// way through the pipeline, and the loop that moves them.
+struct Scheduler {
+    let cluster: Cluster
+    var waiting: [Submission] = []
+    var active: [SequenceID: ActiveSequence] = [:]
+    /// Admission order, so that older sequences prefill first.
+    var order: [SequenceID] = []
+    var inFlight: [UInt64: (sent: UInt64, sequences: [SequenceID])] = [:]
+    var nextSequence: SequenceID = 1
+    var nextRequest: UInt64 = 1
+    var toRelease: [SequenceID] = []
+    var results: [Activations] = []
+    var nextHeartbeat = ContinuousClock.now
+
+    struct ActiveSequence {
+        let submission: Submission
+        var state: GenerationState
+        var prefilled = 0
+        var inFlight = false
+        /// The sampled token to run next.
+        var next: Int32?
+        /// Ended (finished, cancelled or failed) while a message of it was still in the pipeline.
+        var ended = false
+        let admitted = ContinuousClock.now
+        var firstToken: ContinuousClock.Instant?
+    }
+
+    init(cluster: Cluster) { self.cluster = cluster }
+
+    var links: [WorkerLink] { cluster.links }
+
+    mutating func run() {
+        while true {
+            let untilHeartbeat = nextHeartbeat - .now
+            let timeout = max(0, Int(untilHeartbeat.components.seconds * 1000 + untilHeartbeat.components.attoseconds / 1_000_000_000_000_000))
+            let ready: [ZMQPollEvents]
+            do {
+                ready = try ZMQ.poll([(cluster.wakeReceiver, .readable)] + links.map { ($0.socket, .readable) }, timeoutMilliseconds: timeout)
+            } catch {
+                return fail(.model("the scheduler cannot poll its sockets: \(error)"))
+            }
+            if ready[0].contains(.readable) { while (try? cluster.wakeReceiver.receive(dontWait: true)) ?? nil != nil {} }
+            let (new, stopping) = cluster.inbox.withLock { inbox in
+                defer { inbox.submissions.removeAll() }
+                return (inbox.submissions, inbox.stopping)
+            }
+            if stopping { return fail(.shutDown, permanently: false) }
+            for s in new { admit(s) }
+            for (link, events) in zip(links, ready.dropFirst()) where events.contains(.readable) {
+                if let failure = drain(link) { return fail(failure) }
+            }
+            processResults()
+            sendForward()
+            releaseEnded()
+            if ContinuousClock.now >= nextHeartbeat {
+                if let failure = heartbeat() { return fail(failure) }
+            }
+        }
+    }
+
+    // MARK: Admission
+
+    mutating func admit(_ s: Submission) {
+        guard !s.promptIDs.isEmpty else { return s.complete(.failure(.generation(.emptyPrompt))) }
+        guard s.promptIDs.count < cluster.contextLength else {
+            return s.complete(.failure(.generation(.promptTooLong(tokens: s.promptIDs.count, contextLength: cluster.contextLength))))
+        }
+        waiting.append(s)
+        startWaiting()
+    }
+
+    mutating func startWaiting() {
+        while active.count < cluster.settings.maxSequences, !waiting.isEmpty {
+            let s = waiting.removeFirst()
+            let id = nextSequence
+            nextSequence += 1
+            let state = GenerationState(promptIDs: s.promptIDs, options: s.options, tokenizer: cluster.tokenizer,
+                                        contextLength: cluster.contextLength)
+            active[id] = ActiveSequence(submission: s, state: state)
+            order.append(id)
+        }
+    }
+
+    // MARK: Messages from workers
+
+    /// Takes every message waiting on a link; returns a failure that ends the cluster.
+    mutating func drain(_ link: WorkerLink) -> ClusterError? {
+        while true {
+            let message: WireMessage?
+            do { message = try link.receive() } catch let error as WireError {
+                if case let .unsupportedVersion(v) = error {
+                    return .protocolMismatch(endpoint: link.endpoint, message: "it sent protocol version \(v); this coordinator speaks \(Wire.protocolVersion)")
+                }
+                cluster.log("undecodable frame from \(link.endpoint): \(error)")
+                continue
+            } catch {
+                return .workerLost(endpoint: link.endpoint, stage: link.index, layers: link.layers, reason: "\(error)")
+            }
+            guard let message else { return nil }
+            switch message {
+            case let .result(a): results.append(a)
+            case let .heartbeat(h): link.lastHeartbeat = h
+            case let .error(e): failRequest(e, from: link)
+            default: cluster.log("unexpected \(message.kind) from \(link.endpoint)")
+            }
+        }
+    }
+
+    /// A stage could not run a message: its sequences fail with the stage's words.
+    mutating func failRequest(_ e: WireErrorMessage, from link: WorkerLink) {
+        var sequences: [SequenceID] = []
+        if let request = inFlight.removeValue(forKey: e.requestID) {
+            sequences = request.sequences
+        } else if e.requestID == 0 && [.malformed, .unknownKind, .unsupportedVersion, .unknownPeer].contains(e.code) {
+            // A frame the stage could not read: which request it carried is unknown, so every
+            // request in the pipeline fails rather than waiting forever.
+            sequences = inFlight.values.flatMap(\.sequences)
+            inFlight.removeAll()
+        }
+        guard !sequences.isEmpty else {
+            cluster.log("worker \(link.endpoint): \(e.message)")
+            return
+        }
+        for id in sequences {
+            guard var seq = active[id] else { continue }
+            seq.inFlight = false
+            active[id] = seq
+            end(id, .failure(.stageFailed(endpoint: link.endpoint, message: e.message)))
+        }
+    }
+
+    // MARK: Sampling
+
+    mutating func processResults() {
+        guard !results.isEmpty else { return }
+        let dim = cluster.config.dim
+        var hidden: [Float] = []
+        var rows: [Int] = []
+        var sampled: [SequenceID] = []
+        var row = 0
+        let now = DispatchTime.now().uptimeNanoseconds
+        for message in results {
+            guard let request = inFlight.removeValue(forKey: message.requestID) else { continue }
+            cluster.latency.withLock {
+                $0.record(roundTripNanos: now - request.sent, stageNanos: message.stageNanos, hops: links.count + 1)
+            }
+            let values: [Float]
+            do { values = try ActivationCodec.decode(message.payload, as: message.type, count: message.entries.count * dim) } catch {
+                for id in request.sequences { end(id, .failure(.stageFailed(endpoint: links.last!.endpoint, message: "\(error)"))) }
+                continue
+            }
+            hidden += values
+            for (i, entry) in message.entries.enumerated() {
+                guard var seq = active[entry.sequence] else { continue }
+                seq.inFlight = false
+                active[entry.sequence] = seq
+                if seq.ended || seq.prefilled < seq.state.promptIDs.count { continue }
+                rows.append(row + i)
+                sampled.append(entry.sequence)
+            }
+            row += message.entries.count
+        }
+        results.removeAll(keepingCapacity: true)
+        guard !rows.isEmpty else { return }
+        let logits: [Float]
+        do { logits = try cluster.head.logits(hidden, rows: rows) } catch {
+            for id in sampled { end(id, .failure(.generation(.inference(error)))) }
+            return
+        }
+        let vocab = logits.count / rows.count
+        for (i, id) in sampled.enumerated() {
+            guard var seq = active[id] else { continue }
+            if seq.firstToken == nil { seq.firstToken = .now }
+            let step = seq.state.accept(logits: Array(logits[i * vocab ..< (i + 1) * vocab]))
+            if !step.text.isEmpty && !seq.submission.onText(step.text) { seq.state.cancel() }
+            seq.next = seq.state.isFinished ? nil : step.next
+            active[id] = seq
+            if seq.state.isFinished {
+                let rest = seq.state.finish()
+                if !rest.isEmpty { _ = seq.submission.onText(rest) }
+                active[id] = seq
+                end(id, .success(result(of: seq)))
+            }
+        }
+    }
+
+    func result(of seq: ActiveSequence) -> GenerationResult {
+        let first = seq.firstToken ?? .now
+        return GenerationResult(promptIDs: seq.state.promptIDs, generatedIDs: seq.state.generatedIDs, text: seq.state.text,
+                                finishReason: seq.state.finishReason ?? .length,
+                                promptSeconds: (first - seq.admitted).seconds, decodeSeconds: (ContinuousClock.now - first).seconds,
+                                decodeSteps: max(0, seq.state.generatedIDs.count - 1))
+    }
+
+    /// Answers the caller; the sequence's caches are released once no message of it is in the pipeline.
+    mutating func end(_ id: SequenceID, _ outcome: Result<GenerationResult, ClusterError>) {
+        guard var seq = active[id], !seq.ended else { return }
+        seq.ended = true
+        active[id] = seq
+        seq.submission.complete(outcome)
+    }
+
+    mutating func releaseEnded() {
+        for id in order where active[id]?.ended == true && active[id]?.inFlight == false {
+            active[id] = nil
+            toRelease.append(id)
+        }
+        order.removeAll { active[$0] == nil }
+        if !toRelease.isEmpty {
+            for link in links { try? link.send(.release(toRelease)) }
+            toRelease.removeAll()
+        }
+        startWaiting()
+    }
+
+    // MARK: Sending
+
+    /// One forward message with every sequence that is ready: decode steps first, then prompt
+    /// chunks up to the prefill budget.
+    mutating func sendForward() {
+        var entries: [Activations.Entry] = []
+        var tokens: [Int32] = []
+        var ids: [SequenceID] = []
+        for id in order {
+            guard var seq = active[id], !seq.inFlight, !seq.ended, let next = seq.next else { continue }
+            entries.append(.init(sequence: id, position: UInt32(seq.state.history.count - 1), tokenCount: 1))
+            tokens.append(next)
+            seq.next = nil
+            seq.inFlight = true
+            active[id] = seq
+            ids.append(id)
+        }
+        var budget = cluster.settings.prefillChunk
+        for id in order where budget > 0 {
+            guard var seq = active[id], !seq.inFlight, !seq.ended, seq.prefilled < seq.state.promptIDs.count else { continue }
+            let n = min(seq.state.promptIDs.count - seq.prefilled, budget)
+            entries.append(.init(sequence: id, position: UInt32(seq.prefilled), tokenCount: UInt32(n)))
+            tokens += seq.state.promptIDs[seq.prefilled ..< seq.prefilled + n]
+            seq.prefilled += n
+            seq.inFlight = true
+            active[id] = seq
+            ids.append(id)
+            budget -= n
+        }
+        guard !entries.isEmpty else { return }
+        let hidden: [Float]
+        do { hidden = try cluster.head.embed(tokens) } catch {
+            for id in ids {
+                active[id]?.inFlight = false
+                end(id, .failure(.generation(.inference(error))))
+            }
+            return
+        }
+        let request = nextRequest
+        nextRequest += 1
+        let message = Activations(requestID: request, lastRowsOnly: true, type: cluster.settings.activationType,
+                                  dim: UInt32(cluster.config.dim), entries: entries,
+                                  payload: ActivationCodec.encode(hidden, as: cluster.settings.activationType))
+        inFlight[request] = (DispatchTime.now().uptimeNanoseconds, ids)
+        do { try links[0].send(.forward(message)) } catch {
+            inFlight[request] = nil
+            for id in ids {
+                active[id]?.inFlight = false
+                end(id, .failure(.stageFailed(endpoint: links[0].endpoint, message: "\(error)")))
+            }
+        }
+    }
+
+    // MARK: Liveness
+
+    /// Sends a heartbeat to every worker; a worker silent for `workerTimeout` is lost.
+    mutating func heartbeat() -> ClusterError? {
+        nextHeartbeat = .now + cluster.settings.heartbeatInterval
+        for link in links {
+            let silent = ContinuousClock.now - link.lastHeard
+            if silent > cluster.settings.workerTimeout {
+                return .workerLost(endpoint: link.endpoint, stage: link.index, layers: link.layers,
+                                   reason: "no answer for \(Int(silent.seconds)) s (the process stopped, or the network between us is down)")
+            }
+            try? link.send(.heartbeat(Heartbeat(nonce: UInt64(DispatchTime.now().uptimeNanoseconds))))
+        }
+        cluster.stageSnapshot.withLock { $0 = links.map(cluster.stageInfo) }
+        return nil
+    }
+
+    /// Ends every request with `error`; a permanent failure also refuses all later ones.
+    mutating func fail(_ error: ClusterError, permanently: Bool = true) {
+        cluster.log(error.description)
+        let late = cluster.inbox.withLock { inbox in
+            if permanently { inbox.failure = error }
+            defer { inbox.submissions.removeAll() }
+            return inbox.submissions
+        }
+        for s in waiting + late { s.complete(.failure(error)) }
+        waiting.removeAll()
+        for id in order { end(id, .failure(error)) }
+        let ids = Array(active.keys)
+        if !ids.isEmpty { for link in links { try? link.send(.release(ids)) } }
+        active.removeAll()
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

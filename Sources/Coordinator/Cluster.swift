@@ -1,0 +1,256 @@
+import Foundation
+import StrataModel
+import StrataWire
+import StrataWorker
+import Synchronization
+import ZeroMQ
+
+/// The coordinator: owns the tokenizer, the embedding, the final norm, the output head and
+/// sampling; cuts the model's layers into stages on its workers; and schedules every request
+/// through the pipeline, many sequences in flight at once.
+///
+/// `init` connects to the workers, hands out the stages and waits until every stage is loaded.
+/// `generate` may then be called from any number of threads at once.
+public final class Cluster: @unchecked Sendable {
+    public let settings: ClusterSettings
+    public let tokenizer: Tokenizer
+    public let config: LlamaConfig
+    public let model: ModelIdentity
+    /// Tokens per sequence.
+    public let contextLength: Int
+
+    let context: ZMQContext
+    let links: [WorkerLink]
+    let head: LlamaEngine
+    let file: GGUFFile
+    let log: @Sendable (String) -> Void
+
+    // Submissions from callers; the scheduler thread takes them.
+    let inbox = Mutex<Inbox>(Inbox())
+    let wakeReceiver: ZMQSocket
+    var scheduler: Thread?
+    let stopped = DispatchSemaphore(value: 0)
+    let latency = Mutex<LatencyRecorder>(LatencyRecorder())
+    let stageSnapshot = Mutex<[StageInfo]>([])
+
+    struct Inbox: ~Copyable {
+        var submissions: [Submission] = []
+        var stopping = false
+        /// Set once the cluster has failed for good: every later submission gets it.
+        var failure: ClusterError?
+        var waker: ZMQSocket?
+    }
+
+    public init(settings: ClusterSettings, log: @escaping @Sendable (String) -> Void = { _ in }) throws(ClusterError) {
+        guard !settings.workers.isEmpty else { throw .noWorkers }
+        self.settings = settings
+        self.log = log
+        do {
+            file = try GGUFFile(path: settings.model)
+            config = try LlamaConfig(gguf: file)
+            tokenizer = try Tokenizer(gguf: file)
+            model = try ModelDigest.identity(ofFile: settings.model)
+            let weights = try LlamaWeights(gguf: file, layers: 0 ..< 0, embedding: true, head: true, precision: settings.precision)
+            head = LlamaEngine(weights: weights, threads: settings.threads, idleSpin: .microseconds(200))
+        } catch {
+            throw .model("cannot load \(settings.model): \(error)")
+        }
+        contextLength = min(settings.contextLength, config.contextLength)
+        do {
+            let context = try ZMQContext()
+            self.context = context
+            links = try settings.workers.enumerated().map { i, e throws(ZMQError) in try WorkerLink(context: context, endpoint: e, index: i) }
+            let wake = "inproc://strata-scheduler-\(UUID().uuidString)"
+            wakeReceiver = try ZMQSocket(context, type: .pull)
+            try wakeReceiver.bind(wake)
+            let waker = try ZMQSocket(context, type: .push)
+            try waker.connect(wake)
+            inbox.withLock { $0.waker = waker }
+        } catch {
+            throw .model("cannot open sockets: \(error)")
+        }
+        do {
+            try handshake()
+            let ranges = try plan()
+            try assign(ranges)
+        } catch {
+            closeLinks(stopWorkers: false)
+            throw error
+        }
+        stageSnapshot.withLock { $0 = links.map(stageInfo) }
+        let thread = Thread { [self] in runScheduler() }
+        thread.name = "strata-scheduler"
+        thread.stackSize = 4 << 20
+        scheduler = thread
+        thread.start()
+    }
+
+    /// The stages as last reported.
+    public var stages: [StageInfo] { stageSnapshot.withLock { $0 } }
+
+    func stageInfo(_ link: WorkerLink) -> StageInfo {
+        StageInfo(endpoint: link.endpoint, workerID: link.hello?.peerID ?? link.endpoint, layers: link.layers,
+                  memoryBytes: link.hello?.memoryBytes ?? 0, weightBytes: link.report?.weightBytes ?? 0,
+                  kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0,
+                  residentBytes: link.lastHeartbeat?.residentBytes ?? link.report?.residentBytes ?? 0,
+                  streamedWeights: link.streamed)
+    }
+
+    // MARK: Setup
+
+    /// Waits on every link until `done(link)` or a deadline, handing each message to `handle`.
+    private func waitFor(_ what: String, timeout: Duration, done: (WorkerLink) -> Bool,
+                       handle: (WorkerLink, WireMessage) throws(ClusterError) -> Void,
+                       onTimeout: (WorkerLink) -> ClusterError) throws(ClusterError) {
+        let deadline = ContinuousClock.now + timeout
+        while let waiting = links.first(where: { !done($0) }) {
+            let left = deadline - .now
+            guard left > .zero else { throw onTimeout(waiting) }
+            let ms = Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1
+            do {
+                let ready = try ZMQ.poll(links.map { ($0.socket, .readable) }, timeoutMilliseconds: min(ms, 100))
+                for (link, events) in zip(links, ready) where events.contains(.readable) {
+                    while let message = try receive(link) { try handle(link, message) }
+                }
+            } catch let error as ClusterError {
+                throw error
+            } catch {
+                throw .model("\(what): \(error)")
+            }
+        }
+    }
+
+    private func receive(_ link: WorkerLink) throws(ClusterError) -> WireMessage? {
+        do { return try link.receive() } catch let error as WireError {
+            if case let .unsupportedVersion(v) = error {
+                throw .protocolMismatch(endpoint: link.endpoint, message: "it sent protocol version \(v); this coordinator speaks \(Wire.protocolVersion)")
+            }
+            throw .refused(endpoint: link.endpoint, message: "sent an undecodable frame: \(error)")
+        } catch {
+            throw .refused(endpoint: link.endpoint, message: "\(error)")
+        }
+    }
+
+    private func refusal(_ link: WorkerLink, _ e: WireErrorMessage) -> ClusterError {
+        switch e.code {
+        case .unsupportedVersion: .protocolMismatch(endpoint: link.endpoint, message: e.message)
+        default: .refused(endpoint: link.endpoint, message: e.message)
+        }
+    }
+
+    private func handshake() throws(ClusterError) {
+        let me = Hello(role: .coordinator, peerID: ProcessInfo.processInfo.hostName, appVersion: StrataVersion.string)
+        for link in links {
+            do { try link.send(.hello(me)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
+        }
+        try waitFor("handshake", timeout: settings.connectTimeout, done: { $0.hello != nil }, handle: { link, message throws(ClusterError) in
+            switch message {
+            case let .hello(h) where h.role == .worker:
+                link.hello = h
+                log("worker \(link.endpoint): \(h.peerID), \(h.memoryBytes >> 20) MiB, \(h.threads) threads, \(h.cpuFeatures.joined(separator: " "))")
+            case let .error(e): throw refusal(link, e)
+            default: break
+            }
+        }, onTimeout: { .unreachable(endpoint: $0.endpoint, seconds: Int(settings.connectTimeout.components.seconds)) })
+    }
+
+    /// Bytes one layer costs its worker: its weights and its share of the KV cache.
+    private func layerBytes() -> [UInt64] {
+        let kv = UInt64(settings.maxSequences * contextLength * 2 * config.kvDim * KVCacheType.f16.elementBytes)
+        return (0 ..< config.nLayers).map { l in
+            UInt64(file.tensors.filter { $0.name.hasPrefix("blk.\(l).") }.reduce(0) { $0 + $1.byteCount }) + kv
+        }
+    }
+
+    private func plan() throws(ClusterError) -> [Range<Int>] {
+        let memory = links.map { $0.hello?.memoryBytes ?? 0 }
+        let ranges: [Range<Int>]
+        let bytes = layerBytes()
+        do { ranges = try partitionLayers(settings.partition, layerBytes: bytes, memory: memory) } catch {
+            if case let .doesNotFit(stage, layers, needs, offers) = error {
+                throw .doesNotFit(endpoint: links[stage].endpoint, layers: layers, needs: needs, offers: offers,
+                                  sequences: settings.maxSequences, context: contextLength)
+            }
+            throw .partition(error)
+        }
+        for (link, r) in zip(links, ranges) { link.layers = r }
+        return ranges
+    }
+
+    private func assignment(_ link: WorkerLink, stageFile: (sha: [UInt8], bytes: Int)? = nil) -> Assign {
+        let next = link.index + 1 < links.count ? links[link.index + 1].endpoint : ""
+        return Assign(model: model, layerStart: UInt32(link.layers.lowerBound), layerEnd: UInt32(link.layers.upperBound),
+                      layerCount: UInt32(config.nLayers), stageIndex: UInt16(link.index), stageCount: UInt16(links.count),
+                      contextLength: UInt32(contextLength), maxSequences: UInt32(settings.maxSequences),
+                      activationType: settings.activationType, nextEndpoint: next,
+                      stageFileSHA256: stageFile?.sha ?? [UInt8](repeating: 0, count: 32), stageFileBytes: UInt64(stageFile?.bytes ?? 0))
+    }
+
+    private func assign(_ ranges: [Range<Int>]) throws(ClusterError) {
+        for link in links {
+            do { try link.send(.assign(assignment(link))) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
+        }
+        try waitFor("loading", timeout: settings.loadTimeout, done: { $0.report?.status == .ready }, handle: { link, message throws(ClusterError) in
+            switch message {
+            case let .loadReport(r):
+                link.report = r
+                if r.status == .needWeights { try streamWeights(to: link) }
+                if r.status == .ready {
+                    log("stage \(link.index) on \(link.endpoint): layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1), " +
+                        "\(r.weightBytes >> 20) MiB of weights, loaded in \(r.loadMilliseconds) ms")
+                }
+            case let .error(e): throw refusal(link, e)
+            default: break
+            }
+        }, onTimeout: { .loadTimeout(endpoint: $0.endpoint, seconds: Int(settings.loadTimeout.components.seconds)) })
+    }
+
+    /// Sends a worker that has no copy of the model the stage file of its layers, in
+    /// checksummed chunks; ZeroMQ's high-water mark paces the sending.
+    private func streamWeights(to link: WorkerLink) throws(ClusterError) {
+        let bytes: [UInt8]
+        do { bytes = try StageFile.build(from: file, layers: link.layers, modelSHA256: ModelDigest.hex(model.sha256)) } catch {
+            throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
+        }
+        log("streaming \(bytes.count >> 20) MiB of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1) to \(link.endpoint)")
+        link.streamed = true
+        do {
+            try link.send(.assign(assignment(link, stageFile: (ModelDigest.sha256(of: bytes), bytes.count))))
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + ClusterSettings.Default.chunkBytes, bytes.count)
+                try link.send(.weightChunk(WeightChunk(offset: UInt64(offset), totalBytes: UInt64(bytes.count), data: Array(bytes[offset ..< end]))))
+                offset = end
+            }
+        } catch {
+            throw .unreachable(endpoint: link.endpoint, seconds: 0)
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Stops the scheduler (failing what is still running) and, with `stopWorkers`, tells every
+    /// worker to exit.
+    public func shutdown(stopWorkers: Bool = false) {
+        let wasRunning = inbox.withLock { inbox -> Bool in
+            guard !inbox.stopping else { return false }
+            inbox.stopping = true
+            _ = try? inbox.waker?.send([0], dontWait: true)
+            return true
+        }
+        guard wasRunning else { return }
+        if scheduler != nil { stopped.wait() }
+        closeLinks(stopWorkers: stopWorkers)
+    }
+
+    private func closeLinks(stopWorkers: Bool) {
+        for link in links {
+            if stopWorkers { try? link.send(.shutdown) }
+            link.socket.close()
+        }
+        inbox.withLock { $0.waker?.close(); $0.waker = nil }
+        wakeReceiver.close()
+    }
+
+    deinit { shutdown() }
+}

@@ -1,0 +1,41 @@
+import StrataModel
+import StrataWire
+
+/// What went wrong in the cluster, named so that the user can act on it.
+public enum ClusterError: Error, CustomStringConvertible {
+    case noWorkers
+    case model(String)
+    case unreachable(endpoint: String, seconds: Int)
+    case protocolMismatch(endpoint: String, message: String)
+    case refused(endpoint: String, message: String)
+    case partition(PartitionError)
+    /// A stage's layers and KV cache are more than its worker offers.
+    case doesNotFit(endpoint: String, layers: Range<Int>, needs: UInt64, offers: UInt64, sequences: Int, context: Int)
+    case loadTimeout(endpoint: String, seconds: Int)
+    case workerLost(endpoint: String, stage: Int, layers: Range<Int>, reason: String)
+    case stageFailed(endpoint: String, message: String)
+    case generation(GenerationError)
+    case shutDown
+
+    public var description: String {
+        switch self {
+        case .noWorkers: "no workers given (--workers tcp://HOST:PORT,…)"
+        case let .model(m): m
+        case let .unreachable(e, s):
+            "worker \(e) did not answer within \(s) s: is `strata worker --listen …` running there, and is the address reachable from here?"
+        case let .protocolMismatch(e, m): "worker \(e) speaks another protocol version: \(m)"
+        case let .refused(e, m): "worker \(e) refused: \(m)"
+        case let .partition(p): p.description
+        case let .doesNotFit(e, l, n, o, seqs, ctx):
+            "layers \(l.lowerBound)-\(l.upperBound - 1) need \(formatBytes(n)) (weights and KV cache for \(seqs) sequences × \(ctx) tokens), " +
+            "but worker \(e) offers \(formatBytes(o)) (its --max-memory, or the memory it has available): " +
+            "lower --max-sequences or --context, use --partition memory, or add workers"
+        case let .loadTimeout(e, s): "worker \(e) did not finish loading within \(s) s"
+        case let .workerLost(e, stage, layers, reason):
+            "worker \(e) (stage \(stage), layers \(layers.lowerBound)-\(layers.upperBound - 1)) was lost: \(reason)"
+        case let .stageFailed(e, m): "worker \(e) failed: \(m)"
+        case let .generation(g): g.description
+        case .shutDown: "the coordinator is shutting down"
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import StrataModel
+import StrataWire
+
+/// How a coordinator runs (`strata coordinator`, `strata local`).
+public struct ClusterSettings: Sendable {
+    public enum Default {
+        public static let contextLength = 2048
+        public static let maxSequences = 16
+        public static let prefillChunk = 512
+        public static let connectTimeout: Duration = .seconds(10)
+        public static let loadTimeout: Duration = .seconds(600)
+        public static let workerTimeout: Duration = .seconds(10)
+        public static let heartbeatInterval: Duration = .milliseconds(500)
+        /// Size of the pieces a stage file is streamed in.
+        public static let chunkBytes = 4 << 20
+    }
+
+    public var model: String
+    /// Worker endpoints in pipeline order, e.g. ["tcp://h1:7000", "tcp://h2:7000"].
+    public var workers: [String]
+    public var partition: PartitionStrategy = .memory
+    /// Tokens per sequence (prompt and generated); capped by the model's own.
+    public var contextLength = Default.contextLength
+    /// Sequences in flight at once; more wait in line.
+    public var maxSequences = Default.maxSequences
+    public var activationType: ActivationType = .f32
+    /// Threads and precision of the coordinator's own work (embedding, output head).
+    public var threads = 2
+    public var precision: Precision = .fast
+    /// Prompt tokens per forward message.
+    public var prefillChunk = Default.prefillChunk
+    public var connectTimeout = Default.connectTimeout
+    public var loadTimeout = Default.loadTimeout
+    /// A worker silent for this long is declared lost.
+    public var workerTimeout = Default.workerTimeout
+    public var heartbeatInterval = Default.heartbeatInterval
+
+    public init(model: String, workers: [String]) {
+        self.model = model
+        self.workers = workers
+    }
+}
+
+/// What the coordinator knows of one stage, for status and benchmarks.
+public struct StageInfo: Sendable {
+    public var endpoint: String
+    public var workerID: String
+    public var layers: Range<Int>
+    public var memoryBytes: UInt64
+    public var weightBytes: UInt64
+    public var kvCacheBytes: UInt64
+    public var residentBytes: UInt64
+    public var streamedWeights: Bool
+}

@@ -1,0 +1,315 @@
+import Foundation
+import StrataModel
+import StrataWire
+import ZeroMQ
+
+/// The worker process: listens on a ROUTER socket for the coordinator and the previous stage,
+/// loads the layers it is assigned, runs every batch that arrives and passes the activations
+/// straight on to the next stage (the last stage answers the coordinator).
+public final class WorkerServer: @unchecked Sendable {
+    public let settings: WorkerSettings
+    private let context: ZMQContext
+    private let router: ZMQSocket
+    /// The endpoint actually bound (a `*` port resolved).
+    public let endpoint: String
+
+    private var identity: ModelIdentity?
+    /// Peers that said hello, by routing id.
+    private var peers: [[UInt8]: Hello.Role] = [:]
+    private var coordinator: [UInt8]?
+    private var stage: Stage?
+    private var next: ZMQSocket?
+    private var download: StageDownload?
+    private var running = true
+
+    public init(settings: WorkerSettings) throws {
+        self.settings = settings
+        if let path = settings.model {
+            // Check the file now: a worker with a broken model should fail at start, not at assignment.
+            _ = try GGUFFile(path: path)
+            identity = try ModelDigest.identity(ofFile: path)
+        }
+        context = try ZMQContext()
+        router = try ZMQSocket(context, type: .router)
+        try router.setMaxMessageSize(Wire.maxFrameBytes)
+        try router.setRouterMandatory(true)
+        try router.setLinger(milliseconds: 1000)
+        try router.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
+        try router.bind(settings.listen)
+        endpoint = try router.lastEndpoint()
+    }
+
+    private var name: String { settings.name ?? endpoint }
+
+    private func log(_ message: String) {
+        FileHandle.standardError.write(Data("worker \(name): \(message)\n".utf8))
+    }
+
+    /// Serves until a coordinator sends `shutdown` or `stop()` is called.
+    public func run() throws {
+        log("listening" + (identity.map { ", model \($0.name) sha256 \(ModelDigest.hex($0.sha256).prefix(12))…" } ?? ", no local model"))
+        while running {
+            var items: [(ZMQSocket, ZMQPollEvents)] = [(router, .readable)]
+            if let next { items.append((next, .readable)) }
+            guard let ready = try poll(items) else { return }
+            if ready.count > 1, ready[1].contains(.readable) { try drainNext() }
+            if ready[0].contains(.readable) { try serveWaiting() }
+        }
+    }
+
+    /// Polls; nil once the context is shut down.
+    private func poll(_ items: [(ZMQSocket, ZMQPollEvents)]) throws -> [ZMQPollEvents]? {
+        do {
+            return try ZMQ.poll(items, timeoutMilliseconds: 1000)
+        } catch {
+            if error.isTerminated { return nil }
+            throw error
+        }
+    }
+
+    /// Takes every message waiting, so that activations that arrived together run as one batch.
+    private func serveWaiting() throws {
+        var forwards: [Activations] = []
+        while running {
+            guard let frames = try receive(dontWait: true) else { break }
+            guard frames.count == 2 else { continue }
+            let peer = frames[0]
+            let message: WireMessage
+            do { message = try WireMessage.decode(frames[1]) } catch {
+                log("undecodable frame from a peer: \(error)")
+                send(.error(error.reply), to: peer)
+                continue
+            }
+            guard case let .forward(a) = message else {
+                handle(message, from: peer)
+                continue
+            }
+            guard peers[peer] != nil else {
+                send(.error(.init(code: .unknownPeer, requestID: a.requestID, message: "forward from a peer that has not said hello")), to: peer)
+                continue
+            }
+            forwards.append(a)
+        }
+        if !forwards.isEmpty { runForwards(forwards) }
+    }
+
+    /// Makes `run()` return (from any thread).
+    public func stop() {
+        context.shutdown()
+    }
+
+    private func receive(dontWait: Bool) throws -> [[UInt8]]? {
+        do {
+            return try router.receive(dontWait: dontWait)
+        } catch {
+            if error.isTerminated { running = false; return nil }
+            throw error
+        }
+    }
+
+    private func send(_ message: WireMessage, to peer: [UInt8]) {
+        do { try router.send([peer, message.encoded()], dontWait: true) } catch {
+            log("cannot answer a peer: \(error)")
+        }
+    }
+
+    private func sendCoordinator(_ message: WireMessage) {
+        guard let coordinator else { log("no coordinator to tell: \(message.kind)"); return }
+        send(message, to: coordinator)
+    }
+
+    // MARK: Control
+
+    private func handle(_ message: WireMessage, from peer: [UInt8]) {
+        switch message {
+        case let .hello(h):
+            peers[peer] = h.role
+            if h.role == .coordinator {
+                log("coordinator \(h.peerID) (\(h.appVersion)) connected")
+                send(.hello(hello()), to: peer)
+            }
+        case let .assign(a):
+            guard peers[peer] == .coordinator else {
+                send(.error(.init(code: .unknownPeer, message: "assignment from a peer that is not a coordinator")), to: peer)
+                return
+            }
+            coordinator = peer
+            do { try assign(a) } catch {
+                log("assignment failed: \(error.message)")
+                sendCoordinator(.error(error))
+            }
+        case let .weightChunk(chunk):
+            guard peer == coordinator, let download else {
+                send(.error(.init(code: .notAssigned, message: "weight chunk without an assignment that streams weights")), to: peer)
+                return
+            }
+            do {
+                try download.append(chunk)
+                if download.isComplete {
+                    self.download = nil
+                    try download.finish()
+                    try load(path: download.destination, assign: download.assign, started: .now)
+                }
+            } catch {
+                download.abandon()
+                self.download = nil
+                sendCoordinator(.error(error))
+            }
+        case let .release(sequences):
+            for s in sequences { stage?.cache.release(s) }
+        case let .heartbeat(h):
+            let cache = stage?.cache
+            send(.heartbeat(Heartbeat(nonce: h.nonce, sequences: UInt32(cache?.sequences.count ?? 0),
+                                      kvCacheBytes: UInt64(cache?.byteCount ?? 0), residentBytes: SystemInfo.residentBytes())), to: peer)
+        case .shutdown:
+            guard peers[peer] == .coordinator else { return }
+            log("shutting down at the coordinator's request")
+            running = false
+        case let .error(e):
+            log("peer reports: \(e.message)")
+        case .loadReport, .result, .forward:
+            send(.error(.init(code: .malformed, message: "a worker does not take \(message.kind) messages")), to: peer)
+        }
+    }
+
+    private func hello() -> Hello {
+        Hello(role: .worker, peerID: name, appVersion: StrataVersion.string, memoryBytes: memoryLimit,
+              threads: UInt16(settings.threads), cpuFeatures: SystemInfo.cpuFeatures(), models: identity.map { [$0] } ?? [])
+    }
+
+    private var memoryLimit: UInt64 { settings.maxMemory > 0 ? settings.maxMemory : SystemInfo.availableMemory() }
+
+    private func cachePath(_ a: Assign) -> String {
+        (settings.cacheDirectory as NSString).appendingPathComponent(
+            "\(ModelDigest.hex(a.model.sha256))-\(a.layerStart)-\(a.layerEnd).gguf")
+    }
+
+    private func assign(_ a: Assign) throws(WireErrorMessage) {
+        let started = ContinuousClock.now
+        download?.abandon()
+        download = nil
+        stage = nil
+        next = nil
+        let layers = "layers \(a.layerStart)..<\(a.layerEnd)"
+        if let identity, let path = settings.model {
+            guard identity.sha256 == a.model.sha256 else {
+                throw WireErrorMessage(code: .modelMismatch, message:
+                    "worker \(name) holds \(identity.name) (sha256 \(ModelDigest.hex(identity.sha256).prefix(16))…), " +
+                    "but the coordinator serves \(a.model.name) (sha256 \(ModelDigest.hex(a.model.sha256).prefix(16))…)")
+            }
+            log("assigned \(layers) of \(a.layerCount), from \(path)")
+            try load(path: path, assign: a, started: started)
+            return
+        }
+        let cached = cachePath(a)
+        if let file = try? GGUFFile(path: cached), let id = StageFile.identity(of: file),
+           id.modelSHA256 == ModelDigest.hex(a.model.sha256), id.layers == Int(a.layerStart) ..< Int(a.layerEnd) {
+            log("assigned \(layers) of \(a.layerCount), from the cached \(cached)")
+            try load(path: cached, assign: a, started: started)
+            return
+        }
+        guard a.stageFileBytes > 0 else {
+            log("assigned \(layers) of \(a.layerCount); asking for the weights")
+            sendCoordinator(.loadReport(LoadReport(status: .needWeights)))
+            return
+        }
+        let limit = memoryLimit
+        if limit > 0, a.stageFileBytes > limit {
+            throw WireErrorMessage(code: .outOfMemory, message:
+                "\(layers) take \(a.stageFileBytes >> 20) MiB; worker \(name) allows \(limit >> 20) MiB")
+        }
+        do { download = try StageDownload(assign: a, destination: cached) } catch {
+            throw WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot cache the stage file: \(error)")
+        }
+        log("receiving \(a.stageFileBytes) bytes of \(layers) into \(cached)")
+        sendCoordinator(.loadReport(LoadReport(status: .loading)))
+    }
+
+    /// Maps the file, checks the assignment fits in memory, loads the layers and connects to
+    /// the next stage.
+    private func load(path: String, assign a: Assign, started: ContinuousClock.Instant) throws(WireErrorMessage) {
+        let layers = Int(a.layerStart) ..< Int(a.layerEnd)
+        do {
+            let file = try GGUFFile(path: path)
+            let config = try LlamaConfig(gguf: file)
+            guard config.nLayers == Int(a.layerCount), a.layerEnd <= a.layerCount else {
+                throw WireErrorMessage(code: .modelMismatch, message: "the model has \(config.nLayers) layers; the assignment says \(a.layerCount)")
+            }
+            let weightBytes = layers.reduce(0) { sum, l in
+                sum + file.tensors.filter { $0.name.hasPrefix("blk.\(l).") }.reduce(0) { $0 + $1.byteCount }
+            }
+            let kvBytes = Stage.kvCacheBytes(config: config, layers: layers.count, contextLength: Int(a.contextLength),
+                                             maxSequences: Int(a.maxSequences))
+            let limit = memoryLimit
+            if limit > 0, UInt64(weightBytes + kvBytes) > limit {
+                throw WireErrorMessage(code: .outOfMemory, message:
+                    "layers \(layers) need \(weightBytes >> 20) MiB of weights + \(kvBytes >> 20) MiB of KV cache " +
+                    "(\(a.maxSequences) sequences × \(a.contextLength) tokens); worker \(name) allows \(limit >> 20) MiB" +
+                    (settings.maxMemory > 0 ? " (--max-memory)" : ""))
+            }
+            let stage = try Stage(file: file, assign: a, threads: settings.threads, precision: settings.precision)
+            if !a.nextEndpoint.isEmpty {
+                let socket = try ZMQSocket(context, type: .dealer)
+                try socket.setMaxMessageSize(Wire.maxFrameBytes)
+                try socket.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
+                try socket.setLinger(milliseconds: 1000)
+                try socket.connect(a.nextEndpoint)
+                try socket.send(WireMessage.hello(Hello(role: .stage, peerID: name, appVersion: StrataVersion.string)).encoded())
+                next = socket
+            }
+            self.stage = stage
+            let ms = (ContinuousClock.now - started).components
+            let millis = UInt32(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000)
+            log("stage \(a.stageIndex) of \(a.stageCount) ready: layers \(layers), \(weightBytes >> 20) MiB of weights, \(millis) ms")
+            sendCoordinator(.loadReport(LoadReport(status: .ready, weightBytes: UInt64(weightBytes), kvCacheBytes: UInt64(kvBytes),
+                                                   residentBytes: SystemInfo.residentBytes(), loadMilliseconds: millis)))
+        } catch let error as WireErrorMessage {
+            throw error
+        } catch {
+            throw WireErrorMessage(code: .loadFailed, message: "worker \(name) could not load layers \(layers) from \(path): \(error)")
+        }
+    }
+
+    // MARK: Activations
+
+    private func runForwards(_ messages: [Activations]) {
+        guard let stage else {
+            for m in messages {
+                sendCoordinator(.error(.init(code: .notAssigned, requestID: m.requestID, message: "worker \(name) has no stage assigned")))
+            }
+            return
+        }
+        for result in stage.run(messages) {
+            switch result {
+            case let .success(out):
+                if let next {
+                    do {
+                        guard try next.send(WireMessage.forward(out).encoded(), dontWait: true) else {
+                            sendCoordinator(.error(.init(code: .internal, requestID: out.requestID,
+                                message: "worker \(name) cannot reach the next stage at \(stage.assign.nextEndpoint)")))
+                            continue
+                        }
+                    } catch {
+                        sendCoordinator(.error(.init(code: .internal, requestID: out.requestID,
+                            message: "worker \(name): sending to the next stage: \(error)")))
+                    }
+                } else {
+                    sendCoordinator(.result(out))
+                }
+            case let .failure(error):
+                sendCoordinator(.error(error))
+            }
+        }
+    }
+
+    /// The next stage answers only with errors (for instance when it was restarted and no
+    /// longer knows this stage): pass them on to the coordinator.
+    private func drainNext() throws {
+        while let next, let frames = try next.receive(dontWait: true) {
+            guard let frame = frames.last else { continue }
+            if case let .error(e)? = try? WireMessage.decode(frame) {
+                sendCoordinator(.error(e))
+            }
+        }
+    }
+}

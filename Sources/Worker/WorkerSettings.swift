@@ -1,0 +1,37 @@
+import Foundation
+import StrataModel
+
+/// How a worker runs (`strata worker`).
+public struct WorkerSettings: Sendable {
+    public enum Default {
+        public static let cacheDirectory: String = {
+            let base = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
+                ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")
+            return (base as NSString).appendingPathComponent("strata/stages")
+        }()
+    }
+
+    /// Where the worker listens, e.g. "tcp://0.0.0.0:7000".
+    public var listen: String
+    /// A local copy of the model; without one the coordinator streams this stage's tensors.
+    public var model: String?
+    public var threads: Int
+    /// Weights plus KV cache may not exceed this; 0 = what the system reports available.
+    public var maxMemory: UInt64
+    /// Where stage files streamed by a coordinator are kept for the next start.
+    public var cacheDirectory: String
+    public var precision: Precision
+    /// A name for logs and `hello`; the listen address by default.
+    public var name: String?
+
+    public init(listen: String, model: String? = nil, threads: Int = 2, maxMemory: UInt64 = 0,
+                cacheDirectory: String = Default.cacheDirectory, precision: Precision = .fast, name: String? = nil) {
+        self.listen = listen
+        self.model = model
+        self.threads = threads
+        self.maxMemory = maxMemory
+        self.cacheDirectory = cacheDirectory
+        self.precision = precision
+        self.name = name
+    }
+}

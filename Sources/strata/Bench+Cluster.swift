@@ -1,0 +1,124 @@
+import Foundation
+import StrataCoordinator
+import StrataModel
+
+/// `strata bench --workers N`: decode through a local pipeline next to one process.
+extension Bench {
+    struct ClusterOutput: Encodable {
+        struct Streams: Encodable {
+            var streams: Int
+            var aggregate_tokens_per_second: Double
+            var per_stream_tokens_per_second: Double
+        }
+        struct Worker: Encodable {
+            var endpoint: String
+            var layers: String
+            var weight_bytes: UInt64
+            var kv_cache_bytes: UInt64
+            var resident_bytes: UInt64
+        }
+        var model: String
+        var workers: Int
+        var threads_per_process: Int
+        var activations: String
+        var one_process_decode_tokens_per_second: Double
+        var one_stream_decode_tokens_per_second: Double
+        var ratio_to_one_process: Double
+        var concurrent: [Streams]
+        var hop_latency_median_us: Double
+        var hop_latency_p99_us: Double
+        var stage_compute_median_us: Double
+        var worker_memory: [Worker]
+    }
+
+    func runCluster(workers count: Int) throws {
+        // One process first, alone on the machine.
+        let oneProcess: Double
+        do {
+            let (_, engine, tokenizer) = try modelOptions.load()
+            let generator = Generator(engine: engine, tokenizer: tokenizer)
+            _ = try generator.generate(promptIDs: benchPrompt, options: benchOptions)
+            oneProcess = median(try (0 ..< repetitions).map { _ in
+                try generator.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond
+            })
+        }
+
+        let local = try LocalWorkers(count: count, model: modelOptions.model, threads: modelOptions.threads,
+                                     precision: modelOptions.precision, verbose: false)
+        defer { local.stop() }
+        var settings = try cluster.settings(model: modelOptions, workers: local.endpoints)
+        settings.maxSequences = max(settings.maxSequences, 8)
+        let c = try Cluster(settings: settings)
+        defer { c.shutdown(stopWorkers: true) }
+
+        _ = try c.generate(promptIDs: benchPrompt, options: benchOptions)  // warm-up
+        _ = c.latencyFigures(reset: true)
+        let oneStream = median(try (0 ..< repetitions).map { _ in
+            try c.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond
+        })
+        let latency = c.latencyFigures(reset: true)
+        let computeMedian = latency.computeNanos.isEmpty ? 0 : Double(latency.computeNanos.sorted()[latency.computeNanos.count / 2]) / 1000
+
+        var concurrent: [ClusterOutput.Streams] = []
+        for streams in [1, 4, 8] {
+            let runs = try (0 ..< max(1, repetitions / 2)).map { _ in try aggregate(c, streams: streams) }
+            let agg = median(runs)
+            concurrent.append(.init(streams: streams, aggregate_tokens_per_second: agg, per_stream_tokens_per_second: agg / Double(streams)))
+        }
+        usleep(600_000)  // one more heartbeat, for fresh memory figures
+        let memory = c.stages.map {
+            ClusterOutput.Worker(endpoint: $0.endpoint, layers: "\($0.layers.lowerBound)-\($0.layers.upperBound - 1)",
+                                 weight_bytes: $0.weightBytes, kv_cache_bytes: $0.kvCacheBytes, resident_bytes: $0.residentBytes)
+        }
+        let out = ClusterOutput(model: modelOptions.model, workers: count, threads_per_process: modelOptions.threads,
+                                activations: cluster.activations, one_process_decode_tokens_per_second: oneProcess,
+                                one_stream_decode_tokens_per_second: oneStream, ratio_to_one_process: oneStream / oneProcess,
+                                concurrent: concurrent, hop_latency_median_us: latency.perHopMicroseconds(quantile: 0.5),
+                                hop_latency_p99_us: latency.perHopMicroseconds(quantile: 0.99),
+                                stage_compute_median_us: computeMedian, worker_memory: memory)
+        if json {
+            print(try jsonString(out))
+            return
+        }
+        print("model      \(out.model), \(count) workers, \(out.threads_per_process) threads each, \(out.activations) activations")
+        print(String(format: "decode, one process        %8.1f tokens/s", oneProcess))
+        print(String(format: "decode, one stream         %8.1f tokens/s  (%.2f× one process)", oneStream, out.ratio_to_one_process))
+        for s in concurrent {
+            print(String(format: "decode, %d streams          %8.1f tokens/s in all (%.1f per stream)", s.streams,
+                         s.aggregate_tokens_per_second, s.per_stream_tokens_per_second))
+        }
+        print(String(format: "added latency per hop      median %.0f µs, p99 %.0f µs (stage compute median %.0f µs)",
+                     out.hop_latency_median_us, out.hop_latency_p99_us, computeMedian))
+        for w in memory {
+            print("worker \(w.endpoint) layers \(w.layers): resident \(w.resident_bytes >> 20) MiB, weights \(w.weight_bytes >> 20) MiB, KV cache now \(w.kv_cache_bytes >> 20) MiB")
+        }
+    }
+
+    /// Fixed pseudo-random prompt tokens, as llama-bench uses random ones.
+    private var benchPrompt: [Int32] {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        return (0 ..< 8).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int32((state >> 33) % 40000) + 100
+        }
+    }
+
+    private var benchOptions: GenerationOptions {
+        GenerationOptions(maxTokens: generate, stopAtEndOfGeneration: false)
+    }
+
+    /// Tokens per second over `streams` generations running at once, from the first
+    /// submission until the last one ends.
+    private func aggregate(_ c: Cluster, streams: Int) throws -> Double {
+        let start = ContinuousClock.now
+        let tokens = ResultSlots(count: streams)
+        onSeparateThreads(streams) { i in
+            var prompt = benchPrompt
+            prompt[0] += Int32(i)
+            tokens.set(i, Result { try c.generate(promptIDs: prompt, options: benchOptions) })
+        }
+        let seconds = (ContinuousClock.now - start).benchSeconds
+        let total = try tokens.all.reduce(0) { $0 + (try $1!.get().generatedIDs.count) }
+        return Double(total) / seconds
+    }
+}

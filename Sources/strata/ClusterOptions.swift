@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import StrataCoordinator
+import StrataModel
+import StrataWire
+
+/// How the coordinator cuts and drives the pipeline.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "memory (layers in proportion to each worker's memory), even, or explicit:0-9,10-19,… (inclusive layer numbers, in worker order).")
+    var partition: String = "memory"
+
+    @Option(help: "Tokens per sequence (prompt and reply).")
+    var context: Int = ClusterSettings.Default.contextLength
+
+    @Option(help: "Sequences in flight at once; more wait in line.")
+    var maxSequences: Int = ClusterSettings.Default.maxSequences
+
+    @Option(help: "How activations travel between stages: f32, f16, bf16 or q8_0.")
+    var activations: String = "f32"
+
+    @Option(help: "Seconds a worker may stay silent before it is declared lost.")
+    var workerTimeout: Double = 10
+
+    @Option(help: "Seconds to wait for every worker to answer at start.")
+    var connectTimeout: Double = 10
+
+    func validate() throws {
+        _ = try PartitionStrategy(parsing: partition)
+        guard context >= 2 else { throw ValidationError("--context must be at least 2") }
+        guard maxSequences >= 1, maxSequences <= 4096 else { throw ValidationError("--max-sequences must be between 1 and 4096") }
+        guard activationType != nil else { throw ValidationError("--activations must be one of: f32, f16, bf16, q8_0") }
+        guard workerTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+    }
+
+    var activationType: ActivationType? {
+        ["f32": .f32, "f16": .f16, "bf16": .bf16, "q8_0": .q8_0][activations]
+    }
+
+    func settings(model: ModelOptions, workers: [String]) throws -> ClusterSettings {
+        var s = ClusterSettings(model: model.model, workers: workers)
+        s.partition = try PartitionStrategy(parsing: partition)
+        s.contextLength = context
+        s.maxSequences = maxSequences
+        s.activationType = activationType!
+        s.threads = model.threads
+        s.precision = Precision(rawValue: model.precision)!
+        s.workerTimeout = .milliseconds(Int(workerTimeout * 1000))
+        s.connectTimeout = .milliseconds(Int(connectTimeout * 1000))
+        return s
+    }
+}
+
+/// Runs the prompts through a cluster, all at once: one prompt streams its text; several print
+/// each reply as it completes, in prompt order.
+func generateOnCluster(_ cluster: Cluster, prompts: PromptOptions, sampling: SamplingOptions) throws {
+    let gguf = try GGUFFile(path: cluster.settings.model)
+    let ids = try prompts.prompt.map { try prompts.encode($0, gguf: gguf, tokenizer: cluster.tokenizer) }
+    let options = sampling.generationOptions
+    if ids.count == 1 && !prompts.json {
+        let r = try cluster.generate(promptIDs: ids[0], options: options) { piece in writeOut(piece); return true }
+        writeOut("\n")
+        writeErr(String(format: "prompt: %d tokens, %.1f tokens/s; decode: %d tokens, %.1f tokens/s\n",
+                        r.promptIDs.count, r.promptTokensPerSecond, r.generatedIDs.count, r.decodeTokensPerSecond))
+        return
+    }
+    let results = ResultSlots(count: ids.count)
+    onSeparateThreads(ids.count) { i in
+        results.set(i, Result { try cluster.generate(promptIDs: ids[i], options: options) })
+    }
+    for (i, r) in results.all.enumerated() {
+        let result = try r!.get()
+        if prompts.json {
+            print(try jsonString(GenerationOutput(result)))
+        } else {
+            print("[\(i + 1)] \(result.text)")
+        }
+    }
+}
+
+/// Results filled in from several threads.
+final class ResultSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Result<GenerationResult, any Error>?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<GenerationResult, any Error>) { lock.withLock { slots[i] = r } }
+    var all: [Result<GenerationResult, any Error>?] { lock.withLock { slots } }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import StrataCoordinator
+import StrataModel
+
+struct LocalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "local",
+        abstract: "Start N workers and a coordinator on this machine, generate, and stop them all.")
+
+    @Option(help: "Worker processes to start.")
+    var workers: Int = 3
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var prompts: PromptOptions
+
+    @Flag(help: "Show the workers' and the coordinator's logs.")
+    var verbose = false
+
+    func validate() throws {
+        guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
+        guard !prompts.prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+    }
+
+    func run() throws {
+        let local = try LocalWorkers(count: workers, model: modelOptions.model, threads: modelOptions.threads,
+                                     precision: modelOptions.precision, verbose: verbose)
+        defer { local.stop() }
+        let settings = try cluster.settings(model: modelOptions, workers: local.endpoints)
+        let verbose = self.verbose
+        let c = try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
+        defer { c.shutdown(stopWorkers: true) }
+        if verbose {
+            for (i, s) in c.stages.enumerated() {
+                writeErr("stage \(i): \(s.endpoint), layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)\n")
+            }
+        }
+        try generateOnCluster(c, prompts: prompts, sampling: sampling)
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import StrataModel
+import StrataWorker
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Serve a range of decoder layers to a coordinator.",
+        discussion: """
+            Prints "strata worker listening on ENDPOINT" on stdout once bound. Without --model, the \
+            coordinator streams this worker's layers to it; they are cached for the next start.
+            """)
+
+    @Option(help: "Where to listen, e.g. tcp://0.0.0.0:7000 (port * picks a free one).")
+    var listen: String
+
+    @Option(help: "A local copy of the model (GGUF). Without one the coordinator streams the layers.")
+    var model: String?
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Memory for weights and KV cache, in bytes (suffixes K, M, G); default: what the system has available.")
+    var maxMemory: String?
+
+    @Option(help: "Where streamed layers are cached.")
+    var cacheDir: String = WorkerSettings.Default.cacheDirectory
+
+    @Option(help: "fast, q8 or f32 (see `strata generate --help`).")
+    var precision: String = "fast"
+
+    @Option(help: "A name for logs (default: the listen address).")
+    var name: String?
+
+    @Flag(help: .hidden)
+    var exitWithParent = false
+
+    func validate() throws {
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be one of: fast, q8, f32") }
+        if let maxMemory, parseBytes(maxMemory) == nil { throw ValidationError("--max-memory '\(maxMemory)': expected bytes, e.g. 512M or 8G") }
+    }
+
+    func run() throws {
+        let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
+                                      cacheDirectory: cacheDir, precision: Precision(rawValue: precision)!, name: name)
+        let server = try WorkerServer(settings: settings)
+        writeOut("strata worker listening on \(server.endpoint)\n")
+        if exitWithParent { watchParent(server) }
+        try server.run()
+    }
+
+    /// `strata local` starts its workers with this: when the parent goes away, so do they.
+    private func watchParent(_ server: WorkerServer) {
+        let parent = getppid()
+        let t = Thread {
+            while getppid() == parent { usleep(200_000) }
+            server.stop()
+        }
+        t.start()
+    }
+}
+
+/// "512M", "8G", "1048576" → bytes.
+func parseBytes(_ text: String) -> UInt64? {
+    let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+    var digits = text.uppercased()
+    if digits.hasSuffix("IB") || digits.hasSuffix("B") && digits.count > 1 && units[digits.dropLast().last!] != nil {
+        digits = String(digits.prefix { $0 != "I" && $0 != "B" })
+    }
+    var scale: UInt64 = 1
+    if let last = digits.last, let unit = units[last] { scale = unit; digits.removeLast() }
+    guard let value = Double(digits), value >= 0 else { return nil }
+    return UInt64(value * Double(scale))
+}

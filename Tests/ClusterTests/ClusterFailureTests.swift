@@ -1,0 +1,151 @@
+import Foundation
+import StrataCoordinator
+import StrataModel
+import StrataWire
+import TestSupport
+import Testing
+import ZeroMQ
+
+/// What goes wrong is named to the user within a timeout: nothing hangs, nothing is left running.
+@Suite(.serialized)
+struct ClusterFailureTests {
+    static let tiny = TinyModel(nLayers: 4, contextLength: 64, seed: 5)
+
+    @Test func unreachableWorkerIsNamed() throws {
+        let path = try Self.tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let start = ContinuousClock.now
+        // A port nobody listens on.
+        #expect {
+            _ = try makeCluster(model: path, endpoints: ["tcp://127.0.0.1:9"]) { $0.connectTimeout = .seconds(2) }
+        } throws: { error in
+            "\(error)".contains("tcp://127.0.0.1:9") && "\(error)".contains("did not answer within 2 s")
+        }
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func killedWorkerIsNamedAndTheRestStop() throws {
+        let path = try Self.tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let workers = try startWorkers(2, model: path)
+        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
+        defer { cluster.shutdown(stopWorkers: true) }
+        _ = try cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 4))
+        workers[1].kill()
+        let start = ContinuousClock.now
+        #expect {
+            _ = try cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 40))
+        } throws: { error in
+            "\(error)".contains(workers[1].endpoint) && "\(error)".contains("lost")
+        }
+        #expect(ContinuousClock.now - start < .seconds(15))
+        // Later requests are refused at once with the same cause.
+        #expect { _ = try cluster.generate(promptIDs: [1], options: GenerationOptions(maxTokens: 1)) } throws: { "\($0)".contains("lost") }
+        cluster.shutdown(stopWorkers: true)
+        #expect(workers[0].child.wait(timeout: .seconds(10)) == 0)
+    }
+
+    @Test func workerWithAnotherModelIsRefused() throws {
+        let path = try Self.tiny.write()
+        var other = Self.tiny
+        other.seed = 99
+        let otherPath = try other.write()
+        defer { for p in [path, otherPath] { try? FileManager.default.removeItem(atPath: p) } }
+        let workers = try startWorkers(1, model: path) + [try WorkerProcess(["--model", otherPath])]
+        #expect {
+            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(workers[1].endpoint) && text.contains("holds") && text.contains("sha256")
+        }
+    }
+
+    @Test func assignmentBeyondMaxMemoryIsRefused() throws {
+        let path = try Self.tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let workers = try startWorkers(2, model: path, ["--max-memory", "64K"])
+        // An even split that cannot fit names the stage, its worker and what it offers.
+        #expect {
+            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even; $0.maxSequences = 64 }
+        } throws: { error in
+            "\(error)".contains(workers[0].endpoint) && "\(error)".contains("offers 64 KiB") && "\(error)".contains("KV cache")
+        }
+        // The memory-weighted split sees it cannot fit before assigning anything.
+        #expect {
+            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.maxSequences = 64 }
+        } throws: { error in
+            "\(error)".contains("does not fit")
+        }
+    }
+
+    @Test func promptPastTheContextIsRefused() throws {
+        let path = try Self.tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let workers = try startWorkers(2, model: path)
+        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.contextLength = 32 }
+        defer { cluster.shutdown(stopWorkers: true) }
+        #expect {
+            _ = try cluster.generate(promptIDs: [Int32](repeating: 3, count: 40), options: GenerationOptions(maxTokens: 4))
+        } throws: { "\($0)".contains("40 tokens") && "\($0)".contains("32") }
+        // Generation stops at the context instead of overflowing it.
+        let r = try cluster.generate(promptIDs: [Int32](repeating: 3, count: 20), options: GenerationOptions(maxTokens: 100))
+        #expect(r.generatedIDs.count == 12 && r.finishReason == .length)
+    }
+
+    /// A peer that speaks protocol version 2: the coordinator names the mismatch, and the worker
+    /// answers such a peer with an error frame rather than silence.
+    @Test func otherProtocolVersionIsNamed() throws {
+        let context = try ZMQContext()
+        let fake = try ZMQSocket(context, type: .router)
+        try fake.bind("tcp://127.0.0.1:*")
+        let endpoint = try fake.lastEndpoint()
+        let done = Atomic(false)
+        let peer = Thread {
+            // Answer every frame with a hello whose header says version 2.
+            while !done.value {
+                guard (try? ZMQ.poll([(fake, .readable)], timeoutMilliseconds: 100))?.first?.contains(.readable) == true,
+                      let frames = try? fake.receive(dontWait: true), frames.count == 2 else { continue }
+                var reply = WireMessage.hello(Hello(role: .worker, peerID: "future", appVersion: "9.0")).encoded()
+                reply[4] = 2
+                reply[5] = 0
+                _ = try? fake.send([frames[0], reply])
+            }
+        }
+        peer.start()
+        defer { done.value = true }
+        let path = try Self.tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            _ = try makeCluster(model: path, endpoints: [endpoint])
+        } throws: { error in
+            "\(error)".contains("protocol version 2") && "\(error)".contains(endpoint)
+        }
+
+        // And the other way: our worker answers a version-2 hello with an error naming both versions.
+        let worker = try WorkerProcess([])
+        let dealer = try ZMQSocket(context, type: .dealer)
+        try dealer.connect(worker.endpoint)
+        var hello = WireMessage.hello(Hello(role: .coordinator, peerID: "future", appVersion: "9.0")).encoded()
+        hello[4] = 2
+        try dealer.send(hello)
+        let ready = try ZMQ.poll([(dealer, .readable)], timeoutMilliseconds: 5000)
+        #expect(ready[0].contains(.readable))
+        let answer = try #require(try dealer.receive(dontWait: true)?.last)
+        guard case let .error(e) = try WireMessage.decode(answer) else { Issue.record("expected an error frame"); return }
+        #expect(e.code == .unsupportedVersion)
+        #expect(e.message.contains("2") && e.message.contains("\(Wire.protocolVersion)"))
+        dealer.close()
+        fake.close()
+    }
+}
+
+/// A flag shared with a thread.
+final class Atomic<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T
+    init(_ value: T) { stored = value }
+    var value: T {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import StrataCoordinator
+import StrataModel
+import TestSupport
+
+/// Worker processes on loopback, one per stage.
+func startWorkers(_ count: Int, model: String?, _ extra: [String] = []) throws -> [WorkerProcess] {
+    try (0 ..< count).map { i in
+        try WorkerProcess((model.map { ["--model", $0] } ?? []) + ["--name", "worker-\(i)"] + extra)
+    }
+}
+
+/// A coordinator in this process over `workers`, with timeouts short enough for tests.
+func makeCluster(model: String, endpoints: [String], _ configure: (inout ClusterSettings) -> Void = { _ in }) throws -> Cluster {
+    var s = ClusterSettings(model: model, workers: endpoints)
+    s.threads = 1
+    s.connectTimeout = .seconds(20)
+    s.workerTimeout = .seconds(3)
+    s.heartbeatInterval = .milliseconds(200)
+    configure(&s)
+    return try Cluster(settings: s)
+}
+
+/// Greedy ids from one process holding the whole model.
+func singleProcessGreedy(model: String, prompt: [Int32], steps: Int, precision: Precision = .fast) throws -> [Int32] {
+    let gguf = try GGUFFile(path: model)
+    let config = try LlamaConfig(gguf: gguf)
+    let weights = try LlamaWeights(gguf: gguf, layers: 0 ..< config.nLayers, embedding: true, head: true, precision: precision)
+    let generator = Generator(engine: LlamaEngine(weights: weights, threads: 1), tokenizer: try Tokenizer(gguf: gguf),
+                              contextLength: ClusterSettings.Default.contextLength)
+    return try generator.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: steps)).generatedIDs
+}
+
+/// The public reference prompts (llama.cpp, F32) of the default model.
+struct GreedyReference: Decodable {
+    struct Prompt: Decodable { let name: String; let prompt_ids: [Int32]; let generated_ids: [Int32] }
+    let prompts: [Prompt]
+    static func load() throws -> GreedyReference {
+        try JSONDecoder().decode(GreedyReference.self, from: Data(contentsOf: TestPaths.ref("greedy_f32.json")))
+    }
+}
+
+/// The explicit partition for a list of stage sizes: [2, 3, 1] → 0..<2, 2..<5, 5..<6.
+func stages(_ sizes: [Int]) -> PartitionStrategy {
+    var start = 0
+    return .explicit(sizes.map { n in defer { start += n }; return start ..< start + n })
+}
