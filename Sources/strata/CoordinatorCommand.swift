@@ -6,7 +6,8 @@ import StrataModel
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
-        abstract: "Cut the model into stages on running workers and generate through them.")
+        abstract: "Cut the model into stages on running workers and generate through them.",
+        discussion: "With --prompt, answers those prompts (all at once) and exits; without, answers one prompt per line of stdin.")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Worker endpoints in pipeline order, comma-separated: tcp://h1:7000,tcp://h2:7000.")
@@ -18,15 +19,27 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Tell the workers to exit when done.")
     var stopWorkers = false
 
-    func validate() throws {
-        guard !prompts.prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
-    }
-
     func run() throws {
         let endpoints = workers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         let settings = try cluster.settings(model: modelOptions, workers: endpoints)
         let c = try Cluster(settings: settings, log: { writeErr("coordinator: \($0)\n") })
         defer { c.shutdown(stopWorkers: stopWorkers) }
-        try generateOnCluster(c, prompts: prompts, sampling: sampling)
+        for (i, s) in c.stages.enumerated() {
+            writeErr("coordinator: stage \(i) on \(s.endpoint): layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)\n")
+        }
+        if !prompts.prompt.isEmpty {
+            return try generateOnCluster(c, prompts: prompts, sampling: sampling)
+        }
+        // No --prompt: one prompt per line from stdin, answered in turn, until end of input.
+        writeErr("coordinator: ready; reading one prompt per line from stdin\n")
+        while let line = readLine(strippingNewline: true) {
+            guard !line.isEmpty else { continue }
+            var one = prompts
+            one.prompt = [line]
+            do { try generateOnCluster(c, prompts: one, sampling: sampling) } catch let error as ClusterError {
+                writeErr("error: \(error)\n")
+                if case .workerLost = error { throw error }
+            }
+        }
     }
 }

@@ -21,6 +21,9 @@ struct LocalCommand: ParsableCommand {
     func validate() throws {
         guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
         guard !prompts.prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        if case let .explicit(ranges) = try PartitionStrategy(parsing: cluster.partition), ranges.count != workers {
+            throw ValidationError("--partition \(cluster.partition) names \(ranges.count) stages for --workers \(workers)")
+        }
     }
 
     func run() throws {

@@ -1,0 +1,54 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `strata local` as a user runs it: the README's main command.
+struct LocalCommandTests {
+    struct Output: Decodable { let prompt_ids: [Int32]; let generated_ids: [Int32]; let text: String; let finish_reason: String }
+    struct Ref: Decodable {
+        struct P: Decodable { let name: String; let prompt_ids: [Int32]; let generated_ids: [Int32]; let generated_text: String }
+        let prompts: [P]
+    }
+
+    /// Three workers and a coordinator answer two prompts at once; the chat prompt gets
+    /// llama.cpp's greedy reference.
+    @Test func localClusterAnswersWithTheReference() throws {
+        let ref = try JSONDecoder().decode(Ref.self, from: Data(contentsOf: TestPaths.ref("greedy_f32.json")))
+        let chat = try #require(ref.prompts.first { $0.name == "chat_2plus2" })
+        let run = try ChildProcess.strata(["local", "--workers", "3", "--model", TestPaths.defaultModel, "--threads", "1",
+                                           "--prompt", "Once upon a time", "--prompt", "What is 2+2?", "--chat",
+                                           "-n", "32", "--json"])
+        let status = run.wait(timeout: .seconds(120))
+        #expect(status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n").map { Data($0.utf8) }
+        #expect(lines.count == 2)
+        let outs = try lines.map { try JSONDecoder().decode(Output.self, from: $0) }
+        // --chat applies to both: the first prompt is the chat rendering of "Once upon a time",
+        // so only the second has a reference; the first must still be a complete answer.
+        #expect(outs.last?.prompt_ids == chat.prompt_ids)
+        #expect(outs.last?.generated_ids == chat.generated_ids)
+        #expect(outs.first.map { !$0.generated_ids.isEmpty } == true)
+    }
+
+    @Test func localClusterRawPromptMatchesReference() throws {
+        let ref = try JSONDecoder().decode(Ref.self, from: Data(contentsOf: TestPaths.ref("greedy_f32.json")))
+        let once = try #require(ref.prompts.first { $0.name == "once_upon" })
+        let run = try ChildProcess.strata(["local", "--workers", "2", "--model", TestPaths.defaultModel, "--threads", "1",
+                                           "--prompt", "Once upon a time", "-n", "32", "--json", "--activations", "f16"])
+        #expect(run.wait(timeout: .seconds(120)) == 0, "\(run.stderr)")
+        let out = try JSONDecoder().decode(Output.self, from: Data(run.stdout.utf8))
+        #expect(out.prompt_ids == once.prompt_ids)
+        #expect(out.generated_ids == once.generated_ids)
+        #expect(out.text == once.generated_text)
+    }
+
+    /// Bad flags are refused before any process starts.
+    @Test func badFlagsAreNamed() throws {
+        for (args, words) in [(["--workers", "0"], "--workers"), (["--partition", "explicit:0-3"], "--partition"),
+                              (["--activations", "f8"], "--activations")] {
+            let run = try ChildProcess.strata(["local", "--model", TestPaths.defaultModel, "--prompt", "x"] + args)
+            #expect(run.wait(timeout: .seconds(30)) != 0)
+            #expect(run.stderr.contains(words), "\(args): \(run.stderr)")
+        }
+    }
+}
