@@ -114,6 +114,8 @@ struct Scheduler {
             }
             processResults()
             sendForward()
+            // The head is done until results come back: free the cores for the stages.
+            cluster.head.pool.park()
             releaseEnded()
             if ContinuousClock.now >= nextHeartbeat {
                 if let failure = heartbeat() { return fail(failure) }
@@ -348,7 +350,7 @@ struct Scheduler {
 
     /// Ends every request with `error`; a permanent failure also refuses all later ones.
     mutating func fail(_ error: ClusterError, permanently: Bool = true) {
-        cluster.log(error.description)
+        if permanently || !active.isEmpty || !waiting.isEmpty { cluster.log(error.description) }
         let late = cluster.inbox.withLock { inbox in
             if permanently { inbox.failure = error }
             defer { inbox.submissions.removeAll() }

@@ -279,7 +279,10 @@ public final class WorkerServer: @unchecked Sendable {
             }
             return
         }
-        for result in stage.run(messages) {
+        let results = stage.run(messages)
+        // The batch has moved on; the cores belong to the other stages until the next one.
+        stage.engine.pool.park()
+        for result in results {
             switch result {
             case let .success(out):
                 if let next {

@@ -22,6 +22,8 @@ extension Bench {
         var threads_per_process: Int
         var activations: String
         var one_process_decode_tokens_per_second: Double
+        /// One process decoding 8 sequences as one batch: the ceiling for 8 streams.
+        var one_process_batch8_tokens_per_second: Double
         var one_stream_decode_tokens_per_second: Double
         var ratio_to_one_process: Double
         var concurrent: [Streams]
@@ -33,7 +35,7 @@ extension Bench {
 
     func runCluster(workers count: Int) throws {
         // One process first, alone on the machine.
-        let oneProcess: Double
+        let oneProcess: Double, batched: Double
         do {
             let (_, engine, tokenizer) = try modelOptions.load()
             let generator = Generator(engine: engine, tokenizer: tokenizer)
@@ -41,6 +43,7 @@ extension Bench {
             oneProcess = median(try (0 ..< repetitions).map { _ in
                 try generator.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond
             })
+            batched = median(try (0 ..< repetitions).map { _ in try batchedDecode(engine, streams: 8) })
         }
 
         let local = try LocalWorkers(count: count, model: modelOptions.model, threads: modelOptions.threads,
@@ -72,6 +75,7 @@ extension Bench {
         }
         let out = ClusterOutput(model: modelOptions.model, workers: count, threads_per_process: modelOptions.threads,
                                 activations: cluster.activations, one_process_decode_tokens_per_second: oneProcess,
+                                one_process_batch8_tokens_per_second: batched,
                                 one_stream_decode_tokens_per_second: oneStream, ratio_to_one_process: oneStream / oneProcess,
                                 concurrent: concurrent, hop_latency_median_us: latency.perHopMicroseconds(quantile: 0.5),
                                 hop_latency_p99_us: latency.perHopMicroseconds(quantile: 0.99),
@@ -82,6 +86,7 @@ extension Bench {
         }
         print("model      \(out.model), \(count) workers, \(out.threads_per_process) threads each, \(out.activations) activations")
         print(String(format: "decode, one process        %8.1f tokens/s", oneProcess))
+        print(String(format: "decode, one process, 8 sequences batched %8.1f tokens/s in all", batched))
         print(String(format: "decode, one stream         %8.1f tokens/s  (%.2f× one process)", oneStream, out.ratio_to_one_process))
         for s in concurrent {
             print(String(format: "decode, %d streams          %8.1f tokens/s in all (%.1f per stream)", s.streams,
@@ -94,12 +99,40 @@ extension Bench {
         }
     }
 
+    /// One process decoding `streams` sequences in lockstep, one batch per step: tokens/s in all.
+    private func batchedDecode(_ engine: LlamaEngine, streams: Int) throws -> Double {
+        let cache = engine.makeCache(maxSequences: streams)
+        let prompt = benchPrompt
+        var tokens: [Int32] = []
+        var batch: [BatchToken] = []
+        for s in 0 ..< streams {
+            tokens += prompt
+            batch += prompt.indices.map { BatchToken(sequence: SequenceID(s + 1), position: $0) }
+        }
+        var x = try engine.embed(tokens)
+        try engine.forward(&x, batch: batch, cache: cache)
+        var next = [Int32](repeating: prompt[0], count: streams)
+        let start = ContinuousClock.now
+        for step in 0 ..< generate {
+            var h = try engine.embed(next)
+            try engine.forward(&h, batch: (0 ..< streams).map { BatchToken(sequence: SequenceID($0 + 1), position: prompt.count + step) },
+                               cache: cache)
+            let logits = try engine.logits(h, rows: Array(0 ..< streams))
+            let vocab = logits.count / streams
+            next = (0 ..< streams).map { s in
+                Int32(logits[s * vocab ..< (s + 1) * vocab].indices.max { logits[$0] < logits[$1] }! - s * vocab)
+            }
+        }
+        return Double(streams * generate) / (ContinuousClock.now - start).benchSeconds
+    }
+
     /// Fixed pseudo-random prompt tokens, as llama-bench uses random ones.
     private var benchPrompt: [Int32] {
+        let vocab = (try? LlamaConfig(gguf: GGUFFile(path: modelOptions.model)).vocabSize) ?? 256
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         return (0 ..< 8).map { _ in
             state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int32((state >> 33) % 40000) + 100
+            return Int32((state >> 33) % UInt64(vocab - 16))
         }
     }
 
@@ -114,7 +147,7 @@ extension Bench {
         let tokens = ResultSlots(count: streams)
         onSeparateThreads(streams) { i in
             var prompt = benchPrompt
-            prompt[0] += Int32(i)
+            prompt[0] += Int32(i)  // distinct prompts (ids stay below the vocabulary size)
             tokens.set(i, Result { try c.generate(promptIDs: prompt, options: benchOptions) })
         }
         let seconds = (ContinuousClock.now - start).benchSeconds

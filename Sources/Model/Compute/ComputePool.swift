@@ -18,6 +18,8 @@ public final class ComputePool: @unchecked Sendable {
         let generation = Atomic<Int>(0)
         let pending = Atomic<Int>(0)
         let stopping = Atomic<Bool>(false)
+        /// Set by `park()`: idle workers block at once instead of spinning.
+        let parked = Atomic<Bool>(false)
         /// Workers blocked in `wait`; the caller signals only when there are some.
         let sleepers = Atomic<Int>(0)
         let idleSpinMicroseconds: UInt64
@@ -64,6 +66,7 @@ public final class ComputePool: @unchecked Sendable {
     /// returns when all have finished.
     public func run(_ body: (Int) -> Void) {
         if threadCount == 1 { body(0); return }
+        state.parked.store(false, ordering: .relaxed)
         withoutActuallyEscaping(body) { body in
             state.job = body
             state.pending.store(threadCount - 1, ordering: .releasing)
@@ -78,6 +81,13 @@ public final class ComputePool: @unchecked Sendable {
             }
             state.job = nil
         }
+    }
+
+    /// Tells the idle workers to block now rather than spin: the caller knows no job is coming
+    /// soon (a pipeline stage that just passed its batch on), and other processes need the cores.
+    /// The next `run` wakes them.
+    public func park() {
+        state.parked.store(true, ordering: .relaxed)
     }
 
     static func monotonicMicroseconds() -> UInt64 {
@@ -108,7 +118,7 @@ public final class ComputePool: @unchecked Sendable {
                     // now and then; once no job has come for `idleSpin`, block until one does.
                     let now = monotonicMicroseconds()
                     if idleSince == 0 { idleSince = now }
-                    if now - idleSince >= state.idleSpinMicroseconds {
+                    if now - idleSince >= state.idleSpinMicroseconds || state.parked.load(ordering: .relaxed) {
                         state.lock.lock()
                         state.sleepers.add(1, ordering: .sequentiallyConsistent)
                         while state.generation.load(ordering: .sequentiallyConsistent) == seen { state.lock.wait() }
