@@ -28,6 +28,8 @@ struct ClusterFailureTests {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
         defer { cluster.shutdown(stopWorkers: true) }
         _ = try cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 4))
@@ -52,6 +54,8 @@ struct ClusterFailureTests {
         let otherPath = try other.write()
         defer { for p in [path, otherPath] { try? FileManager.default.removeItem(atPath: p) } }
         let workers = try startWorkers(1, model: path) + [try WorkerProcess(["--model", otherPath])]
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         #expect {
             _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
         } throws: { error in
@@ -64,6 +68,8 @@ struct ClusterFailureTests {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path, ["--max-memory", "64K"])
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         // An even split that cannot fit names the stage, its worker and what it offers.
         #expect {
             _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even; $0.maxSequences = 64 }
@@ -82,6 +88,8 @@ struct ClusterFailureTests {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.contextLength = 32 }
         defer { cluster.shutdown(stopWorkers: true) }
         #expect {
@@ -123,6 +131,8 @@ struct ClusterFailureTests {
 
         // And the other way: our worker answers a version-2 hello with an error naming both versions.
         let worker = try WorkerProcess([])
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(worker) {} }
         let dealer = try ZMQSocket(context, type: .dealer)
         try dealer.connect(worker.endpoint)
         var hello = WireMessage.hello(Hello(role: .coordinator, peerID: "future", appVersion: "9.0")).encoded()

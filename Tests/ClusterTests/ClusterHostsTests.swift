@@ -19,6 +19,8 @@ struct ClusterHostsTests {
         let expected = try singleProcessGreedy(model: path, prompt: prompt, steps: 30)
         for round in 0 ..< 2 {
             let workers = try startWorkers(1, model: path) + [try WorkerProcess(["--cache-dir", cache])]
+            // Swift may release a value after its last use: keep the processes until the end.
+            defer { withExtendedLifetime(workers) {} }
             let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
             #expect(cluster.stages.map(\.streamedWeights) == [false, round == 0], "round \(round)")
             #expect(try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 30)).generatedIDs == expected)
@@ -43,6 +45,8 @@ struct ClusterHostsTests {
             try WorkerProcess(listen: "tcp://\(net.address(i)):7000", netns: net.namespace(i),
                               i < 2 ? ["--model", path] : ["--cache-dir", cache])
         }
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         #expect(workers.map(\.endpoint) == (0 ..< 3).map { "tcp://\(net.address($0)):7000" })
         let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even }
         defer { cluster.shutdown(stopWorkers: true) }

@@ -18,6 +18,8 @@ struct ClusterOutputTests {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(split.count, model: path)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages(split) }
         #expect(cluster.stages.map(\.layers) == { if case let .explicit(r) = stages(split) { r } else { [] } }())
         for prompt in Self.prompts {
@@ -34,6 +36,8 @@ struct ClusterOutputTests {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(3, model: path)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
         defer { cluster.shutdown(stopWorkers: true) }
         let prompts = (0 ..< 8).map { i in (0 ..< (3 + i)).map { Int32(($0 * 7 + i * 13) % 96) } }
@@ -51,6 +55,8 @@ struct ClusterOutputTests {
     func defaultModelMatchesReference(activations: ActivationType) throws {
         let refs = try GreedyReference.load()
         let workers = try startWorkers(3, model: TestPaths.defaultModel)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let cluster = try makeCluster(model: TestPaths.defaultModel, endpoints: workers.map(\.endpoint)) { $0.activationType = activations }
         defer { cluster.shutdown(stopWorkers: true) }
         let layers = cluster.stages.map(\.layers)
@@ -65,6 +71,8 @@ struct ClusterOutputTests {
     @Test func defaultModelConcurrentPrompts() throws {
         let refs = try GreedyReference.load()
         let workers = try startWorkers(3, model: TestPaths.defaultModel)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let cluster = try makeCluster(model: TestPaths.defaultModel, endpoints: workers.map(\.endpoint))
         defer { cluster.shutdown(stopWorkers: true) }
         let prompts = refs.prompts + refs.prompts.prefix(3)

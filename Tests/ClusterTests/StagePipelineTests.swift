@@ -13,6 +13,8 @@ struct StagePipelineTests {
         let path = try tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
+        // Swift may release a value after its last use: keep the processes until the end.
+        defer { withExtendedLifetime(workers) {} }
         let context = try ZMQContext()
         let links = try workers.map { w in
             let s = try ZMQSocket(context, type: .dealer)

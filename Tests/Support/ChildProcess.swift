@@ -4,10 +4,15 @@ import Foundation
 /// and which is killed when dropped: no test leaves a process running.
 public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
-    private let lock = NSLock()
-    private var out = Data()
-    private var err = Data()
-    private let drained = DispatchGroup()
+    /// What the child printed. The reader threads hold this, not the `ChildProcess`, so
+    /// dropping the `ChildProcess` still kills the child.
+    private final class Output: @unchecked Sendable {
+        let lock = NSLock()
+        var out = Data()
+        var err = Data()
+        let drained = DispatchGroup()
+    }
+    private let output = Output()
 
     /// Starts `executable` with `arguments`.
     public init(_ executable: URL, _ arguments: [String]) throws {
@@ -18,8 +23,9 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        collect(outPipe.fileHandleForReading) { self.out.append($0) }
-        collect(errPipe.fileHandleForReading) { self.err.append($0) }
+        let output = output
+        Self.collect(outPipe.fileHandleForReading, output) { output.out.append($0) }
+        Self.collect(errPipe.fileHandleForReading, output) { output.err.append($0) }
     }
 
     /// `strata ARGS`, optionally inside network namespace `netns`.
@@ -30,21 +36,21 @@ public final class ChildProcess: @unchecked Sendable {
         return try ChildProcess(TestPaths.binary, arguments)
     }
 
-    private func collect(_ handle: FileHandle, _ append: @escaping @Sendable (Data) -> Void) {
-        drained.enter()
-        let t = Thread { [lock, drained] in
+    private static func collect(_ handle: FileHandle, _ output: Output, _ append: @escaping @Sendable (Data) -> Void) {
+        output.drained.enter()
+        let t = Thread {
             while true {
                 let chunk = handle.availableData
                 if chunk.isEmpty { break }
-                lock.withLock { append(chunk) }
+                output.lock.withLock { append(chunk) }
             }
-            drained.leave()
+            output.drained.leave()
         }
         t.start()
     }
 
-    public var stdout: String { lock.withLock { String(decoding: out, as: UTF8.self) } }
-    public var stderr: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
+    public var stdout: String { output.lock.withLock { String(decoding: output.out, as: UTF8.self) } }
+    public var stderr: String { output.lock.withLock { String(decoding: output.err, as: UTF8.self) } }
 
     /// Polls `condition` until it holds or `timeout` passes.
     @discardableResult
@@ -66,7 +72,7 @@ public final class ChildProcess: @unchecked Sendable {
             return nil
         }
         process.waitUntilExit()
-        _ = drained.wait(timeout: .now() + 5)
+        _ = output.drained.wait(timeout: .now() + 5)
         return process.terminationStatus
     }
 
@@ -88,7 +94,9 @@ public final class WorkerProcess: @unchecked Sendable {
     /// Starts `strata worker --listen LISTEN ARGS…`; throws with the worker's stderr when it
     /// does not come up within 60 s.
     public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, _ arguments: [String]) throws {
-        let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1"] + arguments, netns: netns)
+        // --exit-with-parent: should this test process die, its workers go too.
+        let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1", "--exit-with-parent"] + arguments,
+                                            netns: netns)
         self.child = child
         var endpoint: String?
         ChildProcess.poll(timeout: .seconds(60)) {
