@@ -114,8 +114,8 @@ struct Scheduler {
             }
             processResults()
             sendForward()
-            // The head is done until results come back: free the cores for the stages.
-            cluster.head.pool.park()
+            // The head is done until results come back: free shared cores for the stages.
+            if cluster.settings.sharedCores { cluster.head.pool.park() }
             releaseEnded()
             if ContinuousClock.now >= nextHeartbeat {
                 if let failure = heartbeat() { return fail(failure) }
@@ -280,9 +280,11 @@ struct Scheduler {
 
     // MARK: Sending
 
-    /// One forward message with every sequence that is ready: decode steps first, then prompt
-    /// chunks up to the prefill budget.
+    /// One forward message with every sequence that is ready (decode steps first, then prompt
+    /// chunks up to the prefill budget), unless `microBatches` messages are already out.
     mutating func sendForward() {
+        let limit = cluster.settings.microBatches > 0 ? cluster.settings.microBatches : links.count
+        guard inFlight.count < limit else { return }
         var entries: [Activations.Entry] = []
         var tokens: [Int32] = []
         var ids: [SequenceID] = []

@@ -51,7 +51,8 @@ public final class Cluster: @unchecked Sendable {
             tokenizer = try Tokenizer(gguf: file)
             model = try ModelDigest.identity(ofFile: settings.model)
             let weights = try LlamaWeights(gguf: file, layers: 0 ..< 0, embedding: true, head: true, precision: settings.precision)
-            head = LlamaEngine(weights: weights, threads: settings.threads, idleSpin: .microseconds(200))
+            head = LlamaEngine(weights: weights, threads: settings.threads,
+                               idleSpin: settings.sharedCores ? .microseconds(200) : .milliseconds(5))
         } catch {
             throw .model("cannot load \(settings.model): \(error)")
         }

@@ -29,6 +29,14 @@ public struct ClusterSettings: Sendable {
     public var precision: Precision = .fast
     /// Prompt tokens per forward message.
     public var prefillChunk = Default.prefillChunk
+    /// Forward messages in the pipeline at once; sequences that become ready while that many are
+    /// out wait and join the next one. As many as there are stages keeps every stage busy when
+    /// each has its own cores; 1 moves all sequences as one batch, best when the stages share
+    /// one machine's cores (`strata local`). 0 means one per stage.
+    public var microBatches = 0
+    /// The workers run on this machine's cores (`strata local`): the coordinator's threads
+    /// block as soon as its part of a step is done.
+    public var sharedCores = false
     public var connectTimeout = Default.connectTimeout
     public var loadTimeout = Default.loadTimeout
     /// A worker silent for this long is declared lost.

@@ -12,13 +12,18 @@ final class Stage {
     let file: GGUFFile
     var isLast: Bool { assign.stageIndex + 1 == assign.stageCount }
 
-    init(file: GGUFFile, assign: Assign, threads: Int, precision: Precision) throws(GGUFError) {
+    /// Whether the compute threads block as soon as a batch has moved on.
+    let parksBetweenBatches: Bool
+
+    init(file: GGUFFile, assign: Assign, threads: Int, precision: Precision, sharedCores: Bool) throws(GGUFError) {
         self.assign = assign
         self.file = file
         layers = Int(assign.layerStart) ..< Int(assign.layerEnd)
         let weights = try LlamaWeights(gguf: file, layers: layers, embedding: false, head: false, precision: precision)
-        // Between batches this stage waits while others compute on the same cores: spin briefly.
-        engine = LlamaEngine(weights: weights, threads: threads, idleSpin: .microseconds(200))
+        // With cores of its own a stage keeps its threads spinning between batches, as one
+        // process does between tokens; sharing them with other stages, it gives them up.
+        parksBetweenBatches = sharedCores
+        engine = LlamaEngine(weights: weights, threads: threads, idleSpin: sharedCores ? .microseconds(200) : .milliseconds(5))
         cache = engine.makeCache(maxSequences: Int(assign.maxSequences), contextLength: Int(assign.contextLength))
     }
 

@@ -247,7 +247,8 @@ public final class WorkerServer: @unchecked Sendable {
                     "(\(a.maxSequences) sequences × \(a.contextLength) tokens); worker \(name) allows \(limit >> 20) MiB" +
                     (settings.maxMemory > 0 ? " (--max-memory)" : ""))
             }
-            let stage = try Stage(file: file, assign: a, threads: settings.threads, precision: settings.precision)
+            let stage = try Stage(file: file, assign: a, threads: settings.threads, precision: settings.precision,
+                                  sharedCores: settings.sharedCores)
             if !a.nextEndpoint.isEmpty {
                 let socket = try ZMQSocket(context, type: .dealer)
                 try socket.setMaxMessageSize(Wire.maxFrameBytes)
@@ -280,8 +281,8 @@ public final class WorkerServer: @unchecked Sendable {
             return
         }
         let results = stage.run(messages)
-        // The batch has moved on; the cores belong to the other stages until the next one.
-        stage.engine.pool.park()
+        // The batch has moved on; shared cores belong to the other stages until the next one.
+        if stage.parksBetweenBatches { stage.engine.pool.park() }
         for result in results {
             switch result {
             case let .success(out):

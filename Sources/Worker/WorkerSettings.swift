@@ -23,9 +23,13 @@ public struct WorkerSettings: Sendable {
     public var precision: Precision
     /// A name for logs and `hello`; the listen address by default.
     public var name: String?
+    /// Other stages run on this machine's cores (`strata local`): between batches the compute
+    /// threads block at once instead of spinning, leaving the cores to them.
+    public var sharedCores: Bool
 
     public init(listen: String, model: String? = nil, threads: Int = 2, maxMemory: UInt64 = 0,
-                cacheDirectory: String = Default.cacheDirectory, precision: Precision = .fast, name: String? = nil) {
+                cacheDirectory: String = Default.cacheDirectory, precision: Precision = .fast, name: String? = nil,
+                sharedCores: Bool = false) {
         self.listen = listen
         self.model = model
         self.threads = threads
@@ -33,5 +37,6 @@ public struct WorkerSettings: Sendable {
         self.cacheDirectory = cacheDirectory
         self.precision = precision
         self.name = name
+        self.sharedCores = sharedCores
     }
 }

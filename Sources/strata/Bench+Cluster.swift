@@ -21,6 +21,7 @@ extension Bench {
         var workers: Int
         var threads_per_process: Int
         var activations: String
+        var micro_batches: Int
         var one_process_decode_tokens_per_second: Double
         /// One process decoding 8 sequences as one batch: the ceiling for 8 streams.
         var one_process_batch8_tokens_per_second: Double
@@ -34,31 +35,30 @@ extension Bench {
     }
 
     func runCluster(workers count: Int) throws {
-        // One process first, alone on the machine.
-        let oneProcess: Double, batched: Double
-        do {
-            let (_, engine, tokenizer) = try modelOptions.load()
-            let generator = Generator(engine: engine, tokenizer: tokenizer)
-            _ = try generator.generate(promptIDs: benchPrompt, options: benchOptions)
-            oneProcess = median(try (0 ..< repetitions).map { _ in
-                try generator.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond
-            })
-            batched = median(try (0 ..< repetitions).map { _ in try batchedDecode(engine, streams: 8) })
-        }
-
+        // One process and the cluster side by side, their runs interleaved: this machine's
+        // speed drifts, and a ratio means something only between neighbouring runs.
+        let (_, engine, tokenizer) = try modelOptions.load()
+        let generator = Generator(engine: engine, tokenizer: tokenizer)
         let local = try LocalWorkers(count: count, model: modelOptions.model, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: false)
         defer { local.stop() }
-        var settings = try cluster.settings(model: modelOptions, workers: local.endpoints)
+        var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
         settings.maxSequences = max(settings.maxSequences, 8)
         let c = try Cluster(settings: settings)
         defer { c.shutdown(stopWorkers: true) }
 
-        _ = try c.generate(promptIDs: benchPrompt, options: benchOptions)  // warm-up
+        _ = try generator.generate(promptIDs: benchPrompt, options: benchOptions)  // warm-up: page in the weights
+        _ = try c.generate(promptIDs: benchPrompt, options: benchOptions)
         _ = c.latencyFigures(reset: true)
-        let oneStream = median(try (0 ..< repetitions).map { _ in
-            try c.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond
-        })
+        var oneProcessRuns: [Double] = [], oneStreamRuns: [Double] = [], batchedRuns: [Double] = []
+        for _ in 0 ..< repetitions {
+            oneProcessRuns.append(try generator.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
+            oneStreamRuns.append(try c.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
+        }
+        for _ in 0 ..< max(1, repetitions / 2) { batchedRuns.append(try batchedDecode(engine, streams: 8)) }
+        let oneProcess = median(oneProcessRuns), oneStream = median(oneStreamRuns), batched = median(batchedRuns)
+        // Each pair of neighbouring runs gives a ratio; their median is steadier than a ratio of medians.
+        let ratio = median(zip(oneStreamRuns, oneProcessRuns).map { $0 / $1 })
         let latency = c.latencyFigures(reset: true)
         let computeMedian = latency.computeNanos.isEmpty ? 0 : Double(latency.computeNanos.sorted()[latency.computeNanos.count / 2]) / 1000
 
@@ -74,9 +74,10 @@ extension Bench {
                                  weight_bytes: $0.weightBytes, kv_cache_bytes: $0.kvCacheBytes, resident_bytes: $0.residentBytes)
         }
         let out = ClusterOutput(model: modelOptions.model, workers: count, threads_per_process: modelOptions.threads,
-                                activations: cluster.activations, one_process_decode_tokens_per_second: oneProcess,
+                                activations: cluster.activations, micro_batches: settings.microBatches,
+                                one_process_decode_tokens_per_second: oneProcess,
                                 one_process_batch8_tokens_per_second: batched,
-                                one_stream_decode_tokens_per_second: oneStream, ratio_to_one_process: oneStream / oneProcess,
+                                one_stream_decode_tokens_per_second: oneStream, ratio_to_one_process: ratio,
                                 concurrent: concurrent, hop_latency_median_us: latency.perHopMicroseconds(quantile: 0.5),
                                 hop_latency_p99_us: latency.perHopMicroseconds(quantile: 0.99),
                                 stage_compute_median_us: computeMedian, worker_memory: memory)
@@ -84,7 +85,8 @@ extension Bench {
             print(try jsonString(out))
             return
         }
-        print("model      \(out.model), \(count) workers, \(out.threads_per_process) threads each, \(out.activations) activations")
+        print("model      \(out.model), \(count) workers, \(out.threads_per_process) threads each, \(out.activations) activations, " +
+              "\(settings.microBatches == 0 ? count : settings.microBatches) micro-batches")
         print(String(format: "decode, one process        %8.1f tokens/s", oneProcess))
         print(String(format: "decode, one process, 8 sequences batched %8.1f tokens/s in all", batched))
         print(String(format: "decode, one stream         %8.1f tokens/s  (%.2f× one process)", oneStream, out.ratio_to_one_process))

@@ -18,6 +18,9 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "How activations travel between stages: f32, f16, bf16 or q8_0.")
     var activations: String = "f32"
 
+    @Option(help: "Forward messages in the pipeline at once (default: one per worker, so every stage is busy; `local` and `bench` use 1, as their stages share this machine's cores).")
+    var microBatches: Int?
+
     @Option(help: "Seconds a worker may stay silent before it is declared lost.")
     var workerTimeout: Double = 10
 
@@ -30,13 +33,16 @@ struct ClusterOptions: ParsableArguments {
         guard maxSequences >= 1, maxSequences <= 4096 else { throw ValidationError("--max-sequences must be between 1 and 4096") }
         guard activationType != nil else { throw ValidationError("--activations must be one of: f32, f16, bf16, q8_0") }
         guard workerTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        if let microBatches, microBatches < 1 { throw ValidationError("--micro-batches must be at least 1") }
     }
 
     var activationType: ActivationType? {
         ["f32": .f32, "f16": .f16, "bf16": .bf16, "q8_0": .q8_0][activations]
     }
 
-    func settings(model: ModelOptions, workers: [String]) throws -> ClusterSettings {
+    /// `sharedCores`: the stages run on this machine (`local`, `bench`), so one batch at a time
+    /// unless --micro-batches says otherwise.
+    func settings(model: ModelOptions, workers: [String], sharedCores: Bool = false) throws -> ClusterSettings {
         var s = ClusterSettings(model: model.model, workers: workers)
         s.partition = try PartitionStrategy(parsing: partition)
         s.contextLength = context
@@ -46,6 +52,8 @@ struct ClusterOptions: ParsableArguments {
         s.precision = Precision(rawValue: model.precision)!
         s.workerTimeout = .milliseconds(Int(workerTimeout * 1000))
         s.connectTimeout = .milliseconds(Int(connectTimeout * 1000))
+        s.microBatches = microBatches ?? (sharedCores ? 1 : 0)
+        s.sharedCores = sharedCores
         return s
     }
 }

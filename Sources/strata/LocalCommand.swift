@@ -30,7 +30,7 @@ struct LocalCommand: ParsableCommand {
         let local = try LocalWorkers(count: workers, model: modelOptions.model, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: verbose)
         defer { local.stop() }
-        let settings = try cluster.settings(model: modelOptions, workers: local.endpoints)
+        let settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
         let verbose = self.verbose
         let c = try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
         defer { c.shutdown(stopWorkers: true) }

@@ -14,7 +14,7 @@ final class LocalWorkers {
                 let p = Process()
                 p.executableURL = binary
                 p.arguments = ["worker", "--listen", "tcp://127.0.0.1:*", "--model", model, "--threads", "\(threads)",
-                               "--precision", precision, "--name", "worker-\(i)", "--exit-with-parent"] + extraArguments
+                               "--precision", precision, "--name", "worker-\(i)", "--exit-with-parent", "--shared-cores"] + extraArguments
                 let out = Pipe()
                 p.standardOutput = out
                 p.standardError = verbose ? FileHandle.standardError : FileHandle.nullDevice

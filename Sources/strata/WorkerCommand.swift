@@ -33,6 +33,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "A name for logs (default: the listen address).")
     var name: String?
 
+    @Flag(help: "Other stages share this machine's cores: block between batches instead of spinning (`strata local` sets it).")
+    var sharedCores = false
+
     @Flag(help: .hidden)
     var exitWithParent = false
 
@@ -44,7 +47,8 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
-                                      cacheDirectory: cacheDir, precision: Precision(rawValue: precision)!, name: name)
+                                      cacheDirectory: cacheDir, precision: Precision(rawValue: precision)!, name: name,
+                                      sharedCores: sharedCores)
         let server = try WorkerServer(settings: settings)
         writeOut("strata worker listening on \(server.endpoint)\n")
         if exitWithParent { watchParent(server) }
