@@ -72,8 +72,11 @@ public final class WorkerServer: @unchecked Sendable {
         var forwards: [Activations] = []
         while running {
             guard let frames = try receive(dontWait: true) else { break }
-            guard frames.count == 2 else { continue }
             let peer = frames[0]
+            guard frames.count == 2 else {
+                send(.error(.init(code: .malformed, message: "a message is one frame; got \(frames.count - 1)")), to: peer)
+                continue
+            }
             let message: WireMessage
             do { message = try WireMessage.decode(frames[1]) } catch {
                 log("undecodable frame from a peer: \(error)")
