@@ -58,9 +58,9 @@ let package = Package(
         ),
         .target(name: "TestSupport", dependencies: ["StrataModel"], path: "Tests/Support"),
         .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport"], path: "Tests/ModelTests"),
-        .testTarget(name: "WireTests", dependencies: ["StrataWire"], path: "Tests/WireTests"),
+        .testTarget(name: "WireTests", dependencies: ["StrataWire", "TestSupport"], path: "Tests/WireTests"),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], path: "Tests/ZeroMQTests"),
-        .testTarget(name: "CLITests", dependencies: ["strata"], path: "Tests/CLITests"),
+        .testTarget(name: "CLITests", dependencies: ["strata", "TestSupport"], path: "Tests/CLITests"),
         .testTarget(
             name: "ClusterTests",
             dependencies: ["strata", "StrataCoordinator", "StrataWorker", "StrataWire", "ZeroMQ", "TestSupport"],

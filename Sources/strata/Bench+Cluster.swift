@@ -39,6 +39,9 @@ extension Bench {
         // speed drifts, and a ratio means something only between neighbouring runs.
         let (_, engine, tokenizer) = try modelOptions.load()
         let generator = Generator(engine: engine, tokenizer: tokenizer)
+        // Eight prompt tokens below the vocabulary size less 8, so that streams can differ in
+        // their first token (see `aggregate`).
+        let benchPrompt = benchTokens(8, vocabularySize: engine.config.vocabSize - 8)
         let local = try LocalWorkers(count: count, model: modelOptions.model, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: false)
         defer { local.stop() }
@@ -55,7 +58,7 @@ extension Bench {
             oneProcessRuns.append(try generator.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
             oneStreamRuns.append(try c.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
         }
-        for _ in 0 ..< max(1, repetitions / 2) { batchedRuns.append(try batchedDecode(engine, streams: 8)) }
+        for _ in 0 ..< max(1, repetitions / 2) { batchedRuns.append(try batchedDecode(engine, prompt: benchPrompt, streams: 8)) }
         let oneProcess = median(oneProcessRuns), oneStream = median(oneStreamRuns), batched = median(batchedRuns)
         // Each pair of neighbouring runs gives a ratio; their median is steadier than a ratio of medians.
         let ratio = median(zip(oneStreamRuns, oneProcessRuns).map { $0 / $1 })
@@ -64,7 +67,7 @@ extension Bench {
 
         var concurrent: [ClusterOutput.Streams] = []
         for streams in [1, 4, 8] {
-            let runs = try (0 ..< max(1, repetitions / 2)).map { _ in try aggregate(c, streams: streams) }
+            let runs = try (0 ..< max(1, repetitions / 2)).map { _ in try aggregate(c, prompt: benchPrompt, streams: streams) }
             let agg = median(runs)
             concurrent.append(.init(streams: streams, aggregate_tokens_per_second: agg, per_stream_tokens_per_second: agg / Double(streams)))
         }
@@ -102,9 +105,8 @@ extension Bench {
     }
 
     /// One process decoding `streams` sequences in lockstep, one batch per step: tokens/s in all.
-    private func batchedDecode(_ engine: LlamaEngine, streams: Int) throws -> Double {
+    private func batchedDecode(_ engine: LlamaEngine, prompt: [Int32], streams: Int) throws -> Double {
         let cache = engine.makeCache(maxSequences: streams)
-        let prompt = benchPrompt
         var tokens: [Int32] = []
         var batch: [BatchToken] = []
         for s in 0 ..< streams {
@@ -128,29 +130,19 @@ extension Bench {
         return Double(streams * generate) / (ContinuousClock.now - start).benchSeconds
     }
 
-    /// Fixed pseudo-random prompt tokens, as llama-bench uses random ones.
-    private var benchPrompt: [Int32] {
-        let vocab = (try? LlamaConfig(gguf: GGUFFile(path: modelOptions.model)).vocabSize) ?? 256
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        return (0 ..< 8).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int32((state >> 33) % UInt64(vocab - 16))
-        }
-    }
-
     private var benchOptions: GenerationOptions {
         GenerationOptions(maxTokens: generate, stopAtEndOfGeneration: false)
     }
 
     /// Tokens per second over `streams` generations running at once, from the first
     /// submission until the last one ends.
-    private func aggregate(_ c: Cluster, streams: Int) throws -> Double {
+    private func aggregate(_ c: Cluster, prompt: [Int32], streams: Int) throws -> Double {
+        let prompts = (0 ..< streams).map { i in [prompt[0] + Int32(i)] + prompt.dropFirst() }  // distinct prompts
+        let options = benchOptions
         let start = ContinuousClock.now
         let tokens = ResultSlots(count: streams)
         onSeparateThreads(streams) { i in
-            var prompt = benchPrompt
-            prompt[0] += Int32(i)  // distinct prompts (ids stay below the vocabulary size)
-            tokens.set(i, Result { try c.generate(promptIDs: prompt, options: benchOptions) })
+            tokens.set(i, Result { try c.generate(promptIDs: prompts[i], options: options) })
         }
         let seconds = (ContinuousClock.now - start).benchSeconds
         let total = try tokens.all.reduce(0) { $0 + (try $1!.get().generatedIDs.count) }

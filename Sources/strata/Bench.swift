@@ -42,13 +42,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         if let workers { return try runCluster(workers: workers) }
         let (_, engine, _) = try modelOptions.load()
-        let vocab = engine.config.vocabSize
-        // Fixed pseudo-random tokens, as llama-bench uses random ones.
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        let tokens: [Int32] = (0 ..< max(prompt, generate)).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int32((state >> 33) % UInt64(vocab))
-        }
+        let tokens = benchTokens(max(prompt, generate), vocabularySize: engine.config.vocabSize)
         let cache = engine.makeCache(maxSequences: 1)
         let clock = ContinuousClock()
 
@@ -87,6 +81,15 @@ struct Bench: ParsableCommand {
             print(String(format: "pp%-4d     %8.1f tokens/s  (median of %d)", prompt, out.prefill_tokens_per_second, repetitions))
             print(String(format: "tg%-4d     %8.1f tokens/s  (median of %d)", generate, out.decode_tokens_per_second, repetitions))
         }
+    }
+}
+
+/// Fixed pseudo-random token ids below `vocabularySize`, as llama-bench uses random ones.
+func benchTokens(_ count: Int, vocabularySize: Int) -> [Int32] {
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    return (0 ..< count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int32((state >> 33) % UInt64(vocabularySize))
     }
 }
 

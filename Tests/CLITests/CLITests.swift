@@ -1,37 +1,26 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The `strata` command as a user runs it: a real process, its stdout, stderr and exit status.
 struct CLITests {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let model = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-    static let refs = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/refs")
+    static let model = TestPaths.defaultModel
+    static let refs = TestPaths.refs
 
-    /// The built `strata` binary, beside the test bundle.
-    static var binary: URL {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("strata").path), dir.path != "/" {
-            dir.deleteLastPathComponent()
-        }
-        return dir.appendingPathComponent("strata")
+    struct Run {
+        /// nil when the run was killed at its timeout.
+        let status: Int32?
+        let stdout: String
+        let stderr: String
+        /// Ended by itself with a non-zero status (a timeout is not a clean refusal).
+        var exitedWithError: Bool { status.map { $0 != 0 } ?? false }
     }
 
-    struct Run { let status: Int32; let stdout: String; let stderr: String }
-
-    static func strata(_ args: [String], timeout: TimeInterval = 120) throws -> Run {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        // Read both pipes to the end before waiting, so a full pipe never blocks the child.
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    /// Runs `strata ARGS` to the end; a run past `timeout` is killed (status nil).
+    static func strata(_ args: [String], timeout: Duration = .seconds(120)) throws -> Run {
+        let child = try ChildProcess.strata(args)
+        let status = child.wait(timeout: timeout)
+        return Run(status: status, stdout: child.stdout, stderr: child.stderr)
     }
 
     struct GenerateJSON: Decodable {
@@ -121,20 +110,20 @@ struct CLITests {
         try Data("this is not a model".utf8).write(to: junk)
         defer { try? FileManager.default.removeItem(at: junk) }
         let bad = try Self.strata(["generate", "--model", junk.path, "--prompt", "hi"])
-        #expect(bad.status != 0)
+        #expect(bad.exitedWithError)
         #expect(bad.stderr.contains("not a GGUF file"))
 
         let missing = try Self.strata(["inspect", "/nonexistent/model.gguf"])
-        #expect(missing.status != 0)
+        #expect(missing.exitedWithError)
         #expect(missing.stderr.contains("cannot open"))
 
         let long = String(repeating: "word ", count: 9000)
         let tooLong = try Self.strata(["generate", "--model", Self.model, "--prompt", long, "-n", "1"])
-        #expect(tooLong.status != 0)
+        #expect(tooLong.exitedWithError)
         #expect(tooLong.stderr.contains("context"))
 
         let badFlag = try Self.strata(["generate", "--model", Self.model, "--prompt", "hi", "--top-p", "2"])
-        #expect(badFlag.status != 0)
+        #expect(badFlag.exitedWithError)
         #expect(badFlag.stderr.contains("--top-p"))
     }
 }

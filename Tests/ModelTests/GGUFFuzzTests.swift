@@ -1,6 +1,7 @@
 import Foundation
 import StrataModel
 import Testing
+import TestSupport
 
 /// Every truncation and many random mutations of a valid file: the reader must throw a
 /// `GGUFError` or load, never crash or hang, and whatever it loads must be safe to use.

@@ -1,6 +1,7 @@
 import Foundation
 import StrataModel
 import Testing
+import TestSupport
 
 /// Writing with `GGUFWriter` and reading back with `GGUFFile` gives back every value and every
 /// tensor byte.

@@ -1,6 +1,7 @@
 import Foundation
 import QuantKernels
 import Testing
+import TestSupport
 
 /// The f16 helpers of the KV cache: conversion against Swift's own Float16 (round to nearest
 /// even), and the fast products against the scalar references.

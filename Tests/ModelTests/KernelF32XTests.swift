@@ -2,6 +2,7 @@ import Foundation
 import QuantKernels
 import StrataModel
 import Testing
+import TestSupport
 
 /// qk_matmul_f32x (weights in their stored type times f32 activations) against its scalar reference,
 /// and the reference against an f32 product on qk_dequantize'd weights.

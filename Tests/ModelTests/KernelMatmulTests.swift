@@ -2,6 +2,7 @@ import Foundation
 import QuantKernels
 import StrataModel
 import Testing
+import TestSupport
 
 /// The dispatched kernels (AVX2 on this machine) against the portable scalar reference.
 ///

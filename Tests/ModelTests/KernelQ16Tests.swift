@@ -2,6 +2,7 @@ import Foundation
 import QuantKernels
 import StrataModel
 import Testing
+import TestSupport
 
 /// qk_quantize_q16 (16-bit activations) and qk_matmul_q16 (Q4_0/Q4_1/Q8_0 weights times them).
 ///

@@ -1,20 +1,7 @@
 import Foundation
 import QuantKernels
 import StrataModel
-
-/// Seeded SplitMix64, so a failing case can be replayed.
-/// SplitMix64: a small seeded generator, so that every run draws the same data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 enum KernelTestData {
     /// A finite half-precision bit pattern for a moderate value: magnitude in [2^-10, 2), random sign.

@@ -1,6 +1,7 @@
 import Foundation
 import StrataModel
 import Testing
+import TestSupport
 
 /// Deterministic test data: logits from our own generator, so failures reproduce.
 private func randomLogits(count: Int, seed: UInt64, scale: Float = 3) -> [Float] {

@@ -1,5 +1,6 @@
 import StrataWire
 import Testing
+import TestSupport
 
 @Suite struct ActivationCodecTests {
     /// Values spread over many magnitudes, both signs, and zeros.

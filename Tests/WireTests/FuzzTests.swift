@@ -1,5 +1,6 @@
 import StrataWire
 import Testing
+import TestSupport
 
 /// 100,000 seeded frames: half random bodies behind a valid header, half mutations of valid
 /// encodings of every kind. Decoding must never crash; every outcome is a message or a
