@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// Strata: a pipeline-parallel inference cluster for Llama-architecture models.
@@ -18,6 +18,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(
@@ -47,11 +50,24 @@ let package = Package(
             path: "Sources/Coordinator",
             swiftSettings: optimize
         ),
+        // The OpenAI-compatible HTTP API on the coordinator, with its Prometheus metrics.
+        .target(
+            name: "StrataServer",
+            dependencies: [
+                "StrataModel", "StrataCoordinator",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Server"
+        ),
         .executableTarget(
             name: "strata",
             dependencies: [
-                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataWire", "QuantKernels",
+                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataServer", "StrataWire", "QuantKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/strata",
             swiftSettings: optimize

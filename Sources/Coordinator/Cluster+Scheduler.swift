@@ -1,47 +1,128 @@
 import Dispatch
 import Foundation
+import Synchronization
 import StrataModel
 import StrataWire
 import ZeroMQ
+
+/// What a request reports while it runs: each sampled token with the text it made final, then
+/// once, the outcome.
+public enum GenerationEvent: Sendable {
+    /// `text` may be empty (a token that ends in the middle of a character, or the end-of-turn
+    /// token). The last token's text includes whatever the generation held back until its end
+    /// (an incomplete character, the prefix of a stop string that never completed).
+    case token(id: Int32, text: String)
+    case finished(Result<GenerationResult, ClusterError>)
+}
+
+/// A request in the cluster: cancel it to stop it wherever it is (waiting in line, in the
+/// prompt, decoding); its KV cache is freed on every stage once no message of it is in the
+/// pipeline. Cancelling a finished request does nothing.
+public final class GenerationHandle: Sendable {
+    let submission: Submission
+    init(_ submission: Submission) { self.submission = submission }
+
+    public func cancel() { submission.cancel() }
+}
 
 /// A caller's request on its way to the scheduler thread, and the answer on its way back.
 final class Submission: @unchecked Sendable {
     let promptIDs: [Int32]
     let options: GenerationOptions
-    let onText: @Sendable (String) -> Bool
-    let finished = DispatchSemaphore(value: 0)
-    /// Written by the scheduler thread before it signals `finished`.
-    var outcome: Result<GenerationResult, ClusterError>?
+    /// Called on the scheduler's thread: keep it short.
+    let onEvent: @Sendable (GenerationEvent) -> Void
+    private let state = Mutex<(cancelled: Bool, completed: Bool)>((false, false))
+    /// Wakes the scheduler when the request is cancelled.
+    let wake: @Sendable () -> Void
+    /// Called once, just before the outcome is delivered: the cluster's count of accepted requests.
+    let onComplete: @Sendable () -> Void
 
-    init(promptIDs: [Int32], options: GenerationOptions, onText: @escaping @Sendable (String) -> Bool) {
+    init(promptIDs: [Int32], options: GenerationOptions, onEvent: @escaping @Sendable (GenerationEvent) -> Void,
+         wake: @escaping @Sendable () -> Void, onComplete: @escaping @Sendable () -> Void) {
         self.promptIDs = promptIDs
         self.options = options
-        self.onText = onText
+        self.onEvent = onEvent
+        self.wake = wake
+        self.onComplete = onComplete
+    }
+
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    func cancel() {
+        let first = state.withLock { s -> Bool in
+            defer { s.cancelled = true }
+            return !s.cancelled && !s.completed
+        }
+        if first { wake() }
     }
 
     func complete(_ outcome: Result<GenerationResult, ClusterError>) {
-        self.outcome = outcome
-        finished.signal()
+        let first = state.withLock { s -> Bool in
+            defer { s.completed = true }
+            return !s.completed
+        }
+        guard first else { return }
+        onComplete()
+        onEvent(.finished(outcome))
     }
 }
 
 extension Cluster {
-    /// Generates from `promptIDs` through the pipeline, blocking the calling thread until done.
-    /// `onText` receives the text as it is produced (on the scheduler's thread: keep it short)
-    /// and may return false to stop early.
-    public func generate(promptIDs: [Int32], options: GenerationOptions,
-                         onText: @escaping @Sendable (String) -> Bool = { _ in true }) throws(ClusterError) -> GenerationResult {
-        let submission = Submission(promptIDs: promptIDs, options: options, onText: onText)
+    /// Hands a request to the scheduler and returns at once; `onEvent` receives its tokens and,
+    /// last, its outcome, on the scheduler's thread (keep it short). Throws `.busy` when
+    /// `maxSequences` are running and `maxWaiting` more wait in line.
+    public func submit(promptIDs: [Int32], options: GenerationOptions,
+                       onEvent: @escaping @Sendable (GenerationEvent) -> Void) throws(ClusterError) -> GenerationHandle {
+        let submission = Submission(promptIDs: promptIDs, options: options, onEvent: onEvent,
+                                    wake: { [weak self] in self?.wakeScheduler() },
+                                    onComplete: { [weak self] in self?.inbox.withLock { $0.accepted -= 1 } })
+        let limit = settings.maxSequences + settings.maxWaiting
         let refusal = inbox.withLock { inbox -> ClusterError? in
             if let failure = inbox.failure { return failure }
             if inbox.stopping { return .shutDown }
+            guard inbox.accepted < limit else {
+                return .busy(running: settings.maxSequences, waiting: settings.maxWaiting)
+            }
+            inbox.accepted += 1
             inbox.submissions.append(submission)
             _ = try? inbox.waker?.send([1], dontWait: true)
             return nil
         }
         if let refusal { throw refusal }
-        submission.finished.wait()
-        return try submission.outcome!.get()
+        return GenerationHandle(submission)
+    }
+
+    /// Generates from `promptIDs` through the pipeline, blocking the calling thread until done.
+    /// `onText` receives the text as it is produced (on the scheduler's thread: keep it short)
+    /// and may return false to stop early.
+    public func generate(promptIDs: [Int32], options: GenerationOptions,
+                         onText: @escaping @Sendable (String) -> Bool = { _ in true }) throws(ClusterError) -> GenerationResult {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<GenerationResult, ClusterError>?>(nil)
+        let handle = Mutex<GenerationHandle?>(nil)
+        let h = try submit(promptIDs: promptIDs, options: options) { event in
+            switch event {
+            case let .token(_, text):
+                if !text.isEmpty && !onText(text) { handle.withLock { $0?.cancel() } }
+            case let .finished(result):
+                outcome.withLock { $0 = result }
+                done.signal()
+            }
+        }
+        handle.withLock { $0 = h }
+        done.wait()
+        return try outcome.withLock { $0! }.get()
+    }
+
+    /// Requests running and waiting in line.
+    public var load: (running: Int, waiting: Int) {
+        let accepted = inbox.withLock { $0.accepted }
+        let running = runningCount.withLock { $0 }
+        return (running, max(0, accepted - running))
+    }
+
+    func wakeScheduler() {
+        inbox.withLock { _ = try? $0.waker?.send([1], dontWait: true) }
     }
 
     /// Per-hop latency and stage compute figures since the last reset.
@@ -109,6 +190,7 @@ struct Scheduler {
             }
             if stopping { return fail(.shutDown, permanently: false) }
             for s in new { admit(s) }
+            cancelRequested()
             for (link, events) in zip(links, ready.dropFirst()) where events.contains(.readable) {
                 if let failure = drain(link) { return fail(failure) }
             }
@@ -117,6 +199,7 @@ struct Scheduler {
             // The head is done until results come back: free shared cores for the stages.
             if cluster.settings.sharedCores { cluster.head.pool.park() }
             releaseEnded()
+            cluster.runningCount.withLock { $0 = active.values.count { !$0.ended } }
             if ContinuousClock.now >= nextHeartbeat {
                 if let failure = heartbeat() { return fail(failure) }
             }
@@ -144,6 +227,23 @@ struct Scheduler {
             active[id] = ActiveSequence(submission: s, state: state)
             order.append(id)
         }
+    }
+
+    /// Ends the requests whose callers cancelled them: those waiting leave the line, those
+    /// running stop with what they have (their caches are released like any ended sequence's).
+    mutating func cancelRequested() {
+        waiting.removeAll { s in
+            guard s.isCancelled else { return false }
+            s.complete(.failure(.cancelled))
+            return true
+        }
+        for id in order {
+            guard var seq = active[id], !seq.ended, seq.submission.isCancelled else { continue }
+            seq.state.cancel()
+            active[id] = seq
+            end(id, .success(result(of: seq)))
+        }
+        startWaiting()
     }
 
     // MARK: Messages from workers
@@ -209,6 +309,9 @@ struct Scheduler {
             cluster.latency.withLock {
                 $0.record(roundTripNanos: now - request.sent, stageNanos: message.stageNanos, hops: links.count + 1)
             }
+            cluster.figures.withLock {
+                $0.record(roundTripNanos: now - request.sent, stageNanos: message.stageNanos, hops: links.count + 1)
+            }
             let values: [Float]
             do { values = try ActivationCodec.decode(message.payload, as: message.type, count: message.entries.count * dim) } catch {
                 for id in request.sequences { end(id, .failure(.stageFailed(endpoint: links.last!.endpoint, message: "\(error)"))) }
@@ -237,15 +340,11 @@ struct Scheduler {
             guard var seq = active[id] else { continue }
             if seq.firstToken == nil { seq.firstToken = .now }
             let step = seq.state.accept(logits: Array(logits[i * vocab ..< (i + 1) * vocab]))
-            if !step.text.isEmpty && !seq.submission.onText(step.text) { seq.state.cancel() }
-            seq.next = seq.state.isFinished ? nil : step.next
+            let text = seq.state.isFinished ? step.text + seq.state.finish() : step.text
+            seq.submission.onEvent(.token(id: step.token, text: text))
+            seq.next = step.next
             active[id] = seq
-            if seq.state.isFinished {
-                let rest = seq.state.finish()
-                if !rest.isEmpty { _ = seq.submission.onText(rest) }
-                active[id] = seq
-                end(id, .success(result(of: seq)))
-            }
+            if seq.state.isFinished { end(id, .success(result(of: seq))) }
         }
     }
 

@@ -31,11 +31,16 @@ public final class Cluster: @unchecked Sendable {
     var scheduler: Thread?
     let stopped = DispatchSemaphore(value: 0)
     let latency = Mutex<LatencyRecorder>(LatencyRecorder())
+    let figures: Mutex<PipelineFigures>
     let stageSnapshot = Mutex<[StageInfo]>([])
+    /// Sequences running (admitted and not ended), as the scheduler last counted.
+    let runningCount = Mutex<Int>(0)
 
     struct Inbox: ~Copyable {
         var submissions: [Submission] = []
         var stopping = false
+        /// Requests accepted and not yet answered: running or waiting in line.
+        var accepted = 0
         /// Set once the cluster has failed for good: every later submission gets it.
         var failure: ClusterError?
         var waker: ZMQSocket?
@@ -57,6 +62,7 @@ public final class Cluster: @unchecked Sendable {
             throw .model("cannot load \(settings.model): \(error)")
         }
         contextLength = min(settings.contextLength, config.contextLength)
+        figures = Mutex(PipelineFigures(stages: settings.workers.count))
         do {
             let context = try ZMQContext()
             self.context = context
@@ -89,10 +95,19 @@ public final class Cluster: @unchecked Sendable {
     /// The stages as last reported.
     public var stages: [StageInfo] { stageSnapshot.withLock { $0 } }
 
+    /// The chat template the model file carries (Jinja source), if any.
+    public var chatTemplateSource: String? { try? file.optionalString("tokenizer.chat_template") }
+
+    /// Per-stage compute time and per-hop latency of every message so far.
+    public var pipelineFigures: PipelineFigures { figures.withLock { $0 } }
+
+    /// Why the cluster stopped serving (a worker lost, say), or nil while it serves.
+    public var failure: ClusterError? { inbox.withLock { $0.failure } }
+
     func stageInfo(_ link: WorkerLink) -> StageInfo {
         StageInfo(endpoint: link.endpoint, workerID: link.hello?.peerID ?? link.endpoint, layers: link.layers,
                   memoryBytes: link.hello?.memoryBytes ?? 0, weightBytes: link.report?.weightBytes ?? 0,
-                  kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0,
+                  kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0, sequences: Int(link.lastHeartbeat?.sequences ?? 0),
                   residentBytes: link.lastHeartbeat?.residentBytes ?? link.report?.residentBytes ?? 0,
                   streamedWeights: link.streamed)
     }

@@ -15,6 +15,10 @@ public enum ClusterError: Error, CustomStringConvertible {
     case workerLost(endpoint: String, stage: Int, layers: Range<Int>, reason: String)
     case stageFailed(endpoint: String, message: String)
     case generation(GenerationError)
+    /// Every slot is running and the line is full.
+    case busy(running: Int, waiting: Int)
+    /// The caller cancelled the request before it started.
+    case cancelled
     case shutDown
 
     public var description: String {
@@ -35,6 +39,9 @@ public enum ClusterError: Error, CustomStringConvertible {
             "worker \(e) (stage \(stage), layers \(layers.lowerBound)-\(layers.upperBound - 1)) was lost: \(reason)"
         case let .stageFailed(e, m): "worker \(e) failed: \(m)"
         case let .generation(g): g.description
+        case let .busy(running, waiting):
+            "the cluster is busy: \(running) requests are running and \(waiting) are waiting, the most it takes (--max-sequences, --max-waiting); try again shortly"
+        case .cancelled: "the request was cancelled"
         case .shutDown: "the coordinator is shutting down"
         }
     }

@@ -6,6 +6,7 @@ public struct ClusterSettings: Sendable {
     public enum Default {
         public static let contextLength = 2048
         public static let maxSequences = 16
+        public static let maxWaiting = 64
         public static let prefillChunk = 512
         public static let connectTimeout: Duration = .seconds(10)
         public static let loadTimeout: Duration = .seconds(600)
@@ -23,6 +24,8 @@ public struct ClusterSettings: Sendable {
     public var contextLength = Default.contextLength
     /// Sequences in flight at once; more wait in line.
     public var maxSequences = Default.maxSequences
+    /// Requests that may wait in line for a free slot; past that, `submit` refuses with `.busy`.
+    public var maxWaiting = Default.maxWaiting
     public var activationType: ActivationType = .f32
     /// Threads and precision of the coordinator's own work (embedding, output head).
     public var threads = 2
@@ -56,7 +59,9 @@ public struct StageInfo: Sendable {
     public var layers: Range<Int>
     public var memoryBytes: UInt64
     public var weightBytes: UInt64
+    /// KV cache in use and the sequences holding it, as of the last heartbeat.
     public var kvCacheBytes: UInt64
+    public var sequences: Int
     public var residentBytes: UInt64
     public var streamedWeights: Bool
 }

@@ -42,7 +42,7 @@ extension Bench {
         // Eight prompt tokens below the vocabulary size less 8, so that streams can differ in
         // their first token (see `aggregate`).
         let benchPrompt = benchTokens(8, vocabularySize: engine.config.vocabSize - 8)
-        let local = try LocalWorkers(count: count, model: modelOptions.model, threads: modelOptions.threads,
+        let local = try LocalWorkers(count: count, model: try modelOptions.path, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: false)
         defer { local.stop() }
         var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
@@ -76,7 +76,7 @@ extension Bench {
             ClusterOutput.Worker(endpoint: $0.endpoint, layers: "\($0.layers.lowerBound)-\($0.layers.upperBound - 1)",
                                  weight_bytes: $0.weightBytes, kv_cache_bytes: $0.kvCacheBytes, resident_bytes: $0.residentBytes)
         }
-        let out = ClusterOutput(model: modelOptions.model, workers: count, threads_per_process: modelOptions.threads,
+        let out = ClusterOutput(model: try modelOptions.path, workers: count, threads_per_process: modelOptions.threads,
                                 activations: cluster.activations, micro_batches: settings.microBatches,
                                 one_process_decode_tokens_per_second: oneProcess,
                                 one_process_batch8_tokens_per_second: batched,

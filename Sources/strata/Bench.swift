@@ -70,7 +70,7 @@ struct Bench: ParsableCommand {
         _ = try decode()
         let pp = try (0 ..< repetitions).map { _ in try prefill() }
         let tg = try (0 ..< repetitions).map { _ in try decode() }
-        let out = Output(model: modelOptions.model, precision: modelOptions.precision, threads: modelOptions.threads,
+        let out = Output(model: try modelOptions.path, precision: modelOptions.precision, threads: modelOptions.threads,
                          isa: String(cString: qk_isa_name()), prefill_tokens: prompt, decode_tokens: generate,
                          prefill_tokens_per_second: median(pp), decode_tokens_per_second: median(tg),
                          prefill_runs: pp, decode_runs: tg)

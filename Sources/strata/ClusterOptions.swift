@@ -43,7 +43,7 @@ struct ClusterOptions: ParsableArguments {
     /// `sharedCores`: the stages run on this machine (`local`, `bench`), so one batch at a time
     /// unless --micro-batches says otherwise.
     func settings(model: ModelOptions, workers: [String], sharedCores: Bool = false) throws -> ClusterSettings {
-        var s = ClusterSettings(model: model.model, workers: workers)
+        var s = ClusterSettings(model: try model.path, workers: workers)
         s.partition = try PartitionStrategy(parsing: partition)
         s.contextLength = context
         s.maxSequences = maxSequences

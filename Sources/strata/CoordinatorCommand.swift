@@ -3,11 +3,14 @@ import Foundation
 import StrataCoordinator
 import StrataModel
 
-struct CoordinatorCommand: ParsableCommand {
+struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Cut the model into stages on running workers and generate through them.",
-        discussion: "With --prompt, answers those prompts (all at once) and exits; without, answers one prompt per line of stdin.")
+        discussion: """
+            With --http, serves the OpenAI-compatible API until SIGINT or SIGTERM. With --prompt, answers those \
+            prompts (all at once) and exits. With neither, answers one prompt per line of stdin.
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Worker endpoints in pipeline order, comma-separated: tcp://h1:7000,tcp://h2:7000.")
@@ -15,13 +18,27 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var prompts: PromptOptions
+    @OptionGroup var serve: ServeOptions
 
     @Flag(help: "Tell the workers to exit when done.")
     var stopWorkers = false
 
-    func run() throws {
+    func validate() throws {
+        if serve.address != nil && !prompts.prompt.isEmpty { throw ValidationError("give --http or --prompt, not both") }
+    }
+
+    func run() async throws {
         let endpoints = workers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        let settings = try cluster.settings(model: modelOptions, workers: endpoints)
+        var settings = try cluster.settings(model: modelOptions, workers: endpoints)
+        settings.maxWaiting = serve.maxWaiting
+        if serve.address != nil {
+            let settings = settings
+            let c = try await serveHTTP(try serve.serverSettings(model: settings.model), chatTemplate: prompts.chatTemplate) {
+                try Cluster(settings: settings, log: { writeErr("coordinator: \($0)\n") })
+            }
+            c?.shutdown(stopWorkers: stopWorkers)
+            return
+        }
         let c = try Cluster(settings: settings, log: { writeErr("coordinator: \($0)\n") })
         defer { c.shutdown(stopWorkers: stopWorkers) }
         for (i, s) in c.stages.enumerated() {

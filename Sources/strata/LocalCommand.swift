@@ -3,10 +3,10 @@ import Foundation
 import StrataCoordinator
 import StrataModel
 
-struct LocalCommand: ParsableCommand {
+struct LocalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "local",
-        abstract: "Start N workers and a coordinator on this machine, generate, and stop them all.")
+        abstract: "Start N workers and a coordinator on this machine, generate (or serve the HTTP API), and stop them all.")
 
     @Option(help: "Worker processes to start.")
     var workers: Int = 3
@@ -14,24 +14,38 @@ struct LocalCommand: ParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var prompts: PromptOptions
+    @OptionGroup var serve: ServeOptions
 
     @Flag(help: "Show the workers' and the coordinator's logs.")
     var verbose = false
 
     func validate() throws {
         guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
-        guard !prompts.prompt.isEmpty else { throw ValidationError("give at least one --prompt") }
+        if serve.address == nil {
+            guard !prompts.prompt.isEmpty else { throw ValidationError("give at least one --prompt, or --http to serve the API") }
+        } else if !prompts.prompt.isEmpty {
+            throw ValidationError("give --http or --prompt, not both")
+        }
         if case let .explicit(ranges) = try PartitionStrategy(parsing: cluster.partition), ranges.count != workers {
             throw ValidationError("--partition \(cluster.partition) names \(ranges.count) stages for --workers \(workers)")
         }
     }
 
-    func run() throws {
-        let local = try LocalWorkers(count: workers, model: modelOptions.model, threads: modelOptions.threads,
+    func run() async throws {
+        let local = try LocalWorkers(count: workers, model: try modelOptions.path, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: verbose)
         defer { local.stop() }
-        let settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
+        var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
+        settings.maxWaiting = serve.maxWaiting
         let verbose = self.verbose
+        if serve.address != nil {
+            let settings = settings
+            let c = try await serveHTTP(try serve.serverSettings(model: settings.model), chatTemplate: prompts.chatTemplate) {
+                try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
+            }
+            c?.shutdown(stopWorkers: true)
+            return
+        }
         let c = try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
         defer { c.shutdown(stopWorkers: true) }
         if verbose {

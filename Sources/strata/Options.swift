@@ -4,8 +4,16 @@ import StrataModel
 
 /// Which model file, how to compute, on how many threads.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Path to a GGUF model file.")
-    var model: String
+    @Option(name: .long, help: "Path to a GGUF model file (generate and chat may take --server instead).")
+    var model: String?
+
+    /// The model file; every command but a client's generate and chat needs one.
+    var path: String {
+        get throws {
+            guard let model else { throw ValidationError("give --model PATH (a GGUF file)") }
+            return model
+        }
+    }
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -21,7 +29,7 @@ struct ModelOptions: ParsableArguments {
     /// Opens the file, loads every layer with embedding and head, and the tokenizer. Shows
     /// progress on stderr when loading takes more than a moment.
     func load(contextLength: Int? = nil) throws -> (gguf: GGUFFile, engine: LlamaEngine, tokenizer: Tokenizer) {
-        let gguf = try GGUFFile(path: model)
+        let gguf = try GGUFFile(path: path)
         let config = try LlamaConfig(gguf: gguf)
         let progress = LoadProgress()
         let weights = try LlamaWeights(gguf: gguf, layers: 0 ..< config.nLayers, embedding: true, head: true,

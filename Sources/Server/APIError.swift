@@ -1,0 +1,177 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import StrataCoordinator
+
+/// An error answered in OpenAI's shape:
+/// `{"error": {"message": …, "type": …, "param": …, "code": …}}`.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var code: String?
+
+    public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil, param: String? = nil, code: String? = nil) {
+        self.status = status
+        self.message = message
+        self.type = type ?? Self.type(of: status)
+        self.param = param
+        self.code = code
+    }
+
+    public var description: String { "\(status.code) \(type): \(message)" }
+
+    static func invalid(_ message: String, param: String? = nil, code: String? = nil) -> APIError {
+        APIError(.badRequest, message, param: param, code: code)
+    }
+
+    private static func type(of status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 401: "authentication_error"
+        case 403: "permission_error"
+        case 404: "not_found_error"
+        case 429: "rate_limit_error"
+        case 400 ..< 500: "invalid_request_error"
+        case 503: "overloaded_error"
+        default: "server_error"
+        }
+    }
+
+    struct Body: Encodable {
+        struct Inner: Encodable {
+            var message: String
+            var type: String
+            var param: String?
+            var code: String?
+
+            // OpenAI sends `param` and `code` as null rather than leaving them out.
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(message, forKey: .message)
+                try c.encode(type, forKey: .type)
+                try c.encode(param, forKey: .param)
+                try c.encode(code, forKey: .code)
+            }
+
+            enum CodingKeys: String, CodingKey { case message, type, param, code }
+        }
+
+        var error: Inner
+    }
+
+    var body: Body { Body(error: .init(message: message, type: type, param: param, code: code)) }
+
+    func response(headers extra: HTTPFields = [:]) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        headers.append(contentsOf: extra)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: encodeJSON(body))))
+    }
+
+    /// What the cluster's refusal means to a client.
+    static func from(_ error: ClusterError) -> APIError {
+        switch error {
+        case .busy:
+            APIError(.tooManyRequests, error.description, code: "queue_full")
+        case .generation(.promptTooLong):
+            APIError(.badRequest, error.description, param: "prompt", code: "context_length_exceeded")
+        case .generation(.emptyPrompt):
+            APIError(.badRequest, error.description, param: "prompt")
+        case .shutDown, .workerLost:
+            APIError(.serviceUnavailable, error.description, code: "unavailable")
+        default:
+            APIError(.internalServerError, error.description)
+        }
+    }
+
+    /// A `JSONDecoder` failure, named by the field it concerns.
+    static func from(_ error: DecodingError) -> APIError {
+        func path(_ keys: [any CodingKey]) -> String? {
+            guard !keys.isEmpty else { return nil }
+            return keys.map { k in k.intValue.map { "[\($0)]" } ?? k.stringValue }
+                .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case let .typeMismatch(type, context):
+            let name = path(context.codingPath) ?? "the request body"
+            return .invalid("'\(name)' must be \(describe(type)): \(context.debugDescription)", param: path(context.codingPath))
+        case let .valueNotFound(type, context):
+            let name = path(context.codingPath) ?? "the request body"
+            return .invalid("'\(name)' must be \(describe(type)), not null", param: path(context.codingPath))
+        case let .keyNotFound(key, context):
+            let name = path(context.codingPath + [key]) ?? key.stringValue
+            return .invalid("'\(name)' is required", param: name)
+        case let .dataCorrupted(context):
+            if context.codingPath.isEmpty {
+                let cause = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                return .invalid("the request body is not valid JSON" + (cause.map { ": \($0)" } ?? ""))
+            }
+            return .invalid("'\(path(context.codingPath)!)': \(context.debugDescription)", param: path(context.codingPath))
+        @unknown default:
+            return .invalid("the request body could not be read: \(error)")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "a boolean"
+        case is Int.Type, is Int32.Type, is UInt64.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        case is [Any].Type: "an array"
+        default: "of type \(type)"
+        }
+    }
+}
+
+/// Answers every error leaving the routes (ours, Hummingbird's 404s and body limits, anything
+/// unexpected) as an OpenAI error object.
+struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response()
+        } catch let error as HTTPError {
+            let message = error.body ?? (error.status == .notFound ? "no route for \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            return APIError(error.status, message).response(headers: error.headers)
+        } catch let error as any HTTPResponseError {
+            return APIError(error.status, error.status.reasonPhrase).response()
+        } catch {
+            return APIError(.internalServerError, "\(error)").response()
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer KEY` on every route but the health check and the metrics.
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let key: String
+    static var openPaths: Set<String> { ["/health", "/metrics"] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !Self.openPaths.contains(request.uri.path) else { return try await next(request, context) }
+        guard let header = request.headers[.authorization] else {
+            throw APIError(.unauthorized, "this server needs an API key: send 'Authorization: Bearer KEY'", code: "missing_api_key")
+        }
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix), constantTimeEqual(Array(header.utf8.dropFirst(prefix.utf8.count)), Array(key.utf8)) else {
+            throw APIError(.unauthorized, "the API key is not valid", code: "invalid_api_key")
+        }
+        return try await next(request, context)
+    }
+
+    /// Compares without stopping at the first difference, so timing tells nothing of the key.
+    private func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        for i in 0 ..< max(a.count, b.count) {
+            diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+        }
+        return diff == 0
+    }
+}
+
+func encodeJSON(_ value: some Encodable) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return Array((try? encoder.encode(value)) ?? Data(#"{"error":{"message":"cannot encode the response","type":"server_error"}}"#.utf8))
+}

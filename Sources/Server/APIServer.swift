@@ -1,0 +1,199 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import StrataCoordinator
+import StrataModel
+import Synchronization
+
+/// How the HTTP API serves.
+public struct ServerSettings: Sendable {
+    /// Address to bind: loopback unless told otherwise.
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (printed once listening).
+    public var port = 8080
+    /// Required as `Authorization: Bearer KEY` on every route but /health and /metrics, when set.
+    public var apiKey: String?
+    /// The model's name in requests and answers.
+    public var modelID: String
+    /// Largest request body taken.
+    public var maxRequestBytes = 4 << 20
+
+    public init(modelID: String) { self.modelID = modelID }
+}
+
+/// The OpenAI-compatible HTTP API of a coordinator: completions and chat completions (whole or
+/// streamed as server-sent events), the model list, health, status and Prometheus metrics.
+///
+/// It listens before the cluster is ready: until every stage is loaded, /health answers 503
+/// and generation requests are refused with 503.
+public final class APIServer: Sendable {
+    let settings: ServerSettings
+    let metrics = ServerMetrics()
+    let started = Int(Date().timeIntervalSince1970)
+    private let ready = Mutex<Serving?>(nil)
+
+    /// What requests need once the cluster is up.
+    struct Serving: Sendable {
+        let cluster: Cluster
+        let template: ChatTemplate?
+        let bosText: String
+        let eosText: String
+    }
+
+    public init(settings: ServerSettings) { self.settings = settings }
+
+    /// Starts serving requests on `cluster`.
+    public func serve(_ cluster: Cluster, chatTemplate name: String? = nil) {
+        let tokenizer = cluster.tokenizer
+        let template = try? ChatTemplate.resolve(named: name, jinja: cluster.chatTemplateSource)
+        ready.withLock {
+            $0 = Serving(cluster: cluster, template: template,
+                         bosText: tokenizer.bosID.flatMap(tokenizer.tokenText) ?? "",
+                         eosText: tokenizer.eosID.flatMap(tokenizer.tokenText) ?? "")
+        }
+    }
+
+    var serving: Serving? { ready.withLock { $0 } }
+
+    func requireServing() throws(APIError) -> Serving {
+        guard let s = serving else {
+            throw APIError(.serviceUnavailable, "the cluster is still loading its stages; try again when /health answers 200", code: "loading")
+        }
+        if let failure = s.cluster.failure {
+            throw APIError(.serviceUnavailable, "the cluster has stopped serving: \(failure)", code: "unavailable")
+        }
+        return s
+    }
+
+    /// Runs the HTTP server until SIGINT or SIGTERM (or until the task is cancelled).
+    /// `onListening` receives the base URL once the socket is bound.
+    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+        let host = settings.host
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(host, port: settings.port), serverName: "strata"),
+            onServerRunning: { channel in
+                let shown = host.contains(":") ? "[\(host)]" : host
+                onListening("http://\(shown):\(channel.localAddress?.port ?? 0)")
+            },
+            logger: { var l = Logger(label: "strata.http"); l.logLevel = .warning; return l }()
+        )
+        try await app.runService()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: RequestCounter(metrics: metrics))
+        router.add(middleware: OpenAIErrorMiddleware())
+        if let key = settings.apiKey { router.add(middleware: APIKeyMiddleware(key: key)) }
+        router.get("/health") { [self] _, _ in health() }
+        router.get("/metrics") { [self] _, _ in
+            guard let s = serving else { throw APIError(.serviceUnavailable, "the cluster is still loading its stages", code: "loading") }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.exposition(cluster: s.cluster))))
+        }
+        router.get("/v1/models") { [self] _, _ in
+            let context = serving?.cluster.contextLength ?? 0
+            return json(ModelList(data: [.init(id: settings.modelID, created: started, context_length: context)]))
+        }
+        router.get("/v1/models/{id}") { [self] _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard id == settings.modelID else { throw unknownModel(id) }
+            return json(ModelList.Model(id: id, created: started, context_length: serving?.cluster.contextLength ?? 0))
+        }
+        router.get("/status") { [self] _, _ in json(try status()) }
+        router.post("/v1/completions") { [self] request, _ in try await completions(request) }
+        router.post("/v1/chat/completions") { [self] request, _ in try await chatCompletions(request) }
+        return router
+    }
+
+    // MARK: Health and status
+
+    func health() -> Response {
+        struct Health: Encodable {
+            var status: String
+            var stages: Int
+            var error: String?
+        }
+        guard let s = serving else { return json(Health(status: "loading", stages: 0), status: .serviceUnavailable) }
+        if let failure = s.cluster.failure {
+            return json(Health(status: "unavailable", stages: s.cluster.stages.count, error: failure.description), status: .serviceUnavailable)
+        }
+        return json(Health(status: "ok", stages: s.cluster.stages.count))
+    }
+
+    func status() throws(APIError) -> ClusterStatus {
+        let s = try requireServing()
+        let c = s.cluster
+        let load = c.load
+        return ClusterStatus(
+            model: settings.modelID, model_sha256: c.model.sha256.map { String(format: "%02x", $0) }.joined(),
+            layers: c.config.nLayers, context_length: c.contextLength, max_sequences: c.settings.maxSequences,
+            max_waiting: c.settings.maxWaiting, running: load.running, waiting: load.waiting,
+            stages: c.stages.enumerated().map { i, st in
+                ClusterStatus.Stage(index: i, endpoint: st.endpoint, worker: st.workerID, layer_start: st.layers.lowerBound,
+                                    layer_end: st.layers.upperBound, memory_bytes: st.memoryBytes, weight_bytes: st.weightBytes,
+                                    kv_cache_bytes: st.kvCacheBytes, kv_sequences: st.sequences, resident_bytes: st.residentBytes,
+                                    streamed_weights: st.streamedWeights)
+            })
+    }
+
+    func unknownModel(_ name: String) -> APIError {
+        APIError(.notFound, "the model '\(name)' does not exist; this server serves '\(settings.modelID)'", param: "model", code: "model_not_found")
+    }
+}
+
+/// What `GET /status` answers and `strata status` shows.
+public struct ClusterStatus: Codable, Sendable {
+    public var model: String
+    public var model_sha256: String
+    public var layers: Int
+    public var context_length: Int
+    public var max_sequences: Int
+    public var max_waiting: Int
+    public var running: Int
+    public var waiting: Int
+    public var stages: [Stage]
+
+    public struct Stage: Codable, Sendable {
+        public var index: Int
+        public var endpoint: String
+        public var worker: String
+        /// Layers `layer_start ..< layer_end`.
+        public var layer_start: Int
+        public var layer_end: Int
+        public var memory_bytes: UInt64
+        public var weight_bytes: UInt64
+        public var kv_cache_bytes: UInt64
+        public var kv_sequences: Int
+        public var resident_bytes: UInt64
+        public var streamed_weights: Bool
+    }
+}
+
+/// Counts every answer by endpoint and status (unknown paths count as "other").
+struct RequestCounter<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+    static var known: Set<String> {
+        ["/health", "/metrics", "/status", "/v1/models", "/v1/completions", "/v1/chat/completions"]
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        let endpoint = Self.known.contains(path) ? path : path.hasPrefix("/v1/models/") ? "/v1/models/{id}" : "other"
+        do {
+            let response = try await next(request, context)
+            metrics.request(endpoint, status: response.status.code)
+            return response
+        } catch {
+            metrics.request(endpoint, status: 500)
+            throw error
+        }
+    }
+}
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encodeJSON(value))))
+}

@@ -1,0 +1,257 @@
+import Foundation
+
+// Request and response bodies of OpenAI's completions and chat completions APIs, the fields
+// this server reads and writes. Unknown request fields are ignored, as OpenAI's own server does.
+
+/// A string, or an array of them: `prompt`, `stop`.
+enum StringOrList: Decodable, Sendable {
+    case one(String)
+    case list([String])
+    /// Token ids given instead of text: `prompt: [1, 2, 3]`.
+    case tokens([Int32])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self) { self = .one(s); return }
+        if let l = try? c.decode([String].self) { self = .list(l); return }
+        if let t = try? c.decode([Int32].self) { self = .tokens(t); return }
+        if let nested = try? c.decode([[Int32]].self) {
+            guard nested.count == 1 else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "one prompt per request is supported"))
+            }
+            self = .tokens(nested[0])
+            return
+        }
+        throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
+                                                           debugDescription: "expected a string or an array of strings"))
+    }
+
+    var strings: [String] {
+        switch self {
+        case let .one(s): [s]
+        case let .list(l): l
+        case .tokens: []
+        }
+    }
+}
+
+/// The sampling and length fields both endpoints share.
+struct SamplingFields: Decodable, Sendable {
+    var model: String?
+    var max_tokens: Int?
+    /// The chat API's newer name for `max_tokens`.
+    var max_completion_tokens: Int?
+    var temperature: Double?
+    var top_p: Double?
+    var top_k: Int?
+    var min_p: Double?
+    var repetition_penalty: Double?
+    var frequency_penalty: Double?
+    var presence_penalty: Double?
+    var seed: Int64?
+    var stop: StringOrList?
+    var stream: Bool?
+    var stream_options: StreamOptions?
+    var n: Int?
+    var logprobs: LogprobsField?
+    var echo: Bool?
+    var user: String?
+
+    struct StreamOptions: Decodable, Sendable {
+        var include_usage: Bool?
+    }
+}
+
+/// `logprobs` is an integer in the completions API and a boolean in chat; either way, only
+/// "none" is supported.
+enum LogprobsField: Decodable, Sendable {
+    case flag(Bool)
+    case count(Int)
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .flag(b); return }
+        self = .count(try c.decode(Int.self))
+    }
+
+    var wanted: Bool {
+        switch self {
+        case let .flag(b): b
+        case let .count(n): n > 0
+        }
+    }
+}
+
+struct CompletionRequest: Decodable, Sendable {
+    var prompt: StringOrList
+    var fields: SamplingFields
+
+    enum CodingKeys: String, CodingKey { case prompt }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompt = try c.decode(StringOrList.self, forKey: .prompt)
+        fields = try SamplingFields(from: decoder)
+    }
+}
+
+struct ChatRequest: Decodable, Sendable {
+    var messages: [Message]
+    var fields: SamplingFields
+
+    struct Message: Decodable, Sendable {
+        var role: String
+        var content: Content?
+    }
+
+    /// A message's content: a string, or an array of parts of which only text is supported.
+    struct Content: Decodable, Sendable {
+        var text: String
+
+        struct Part: Decodable {
+            var type: String
+            var text: String?
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { text = s; return }
+            guard let parts = try? c.decode([Part].self) else {
+                throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
+                                                                   debugDescription: "expected a string or an array of content parts"))
+            }
+            if let other = parts.first(where: { $0.type != "text" }) {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                        debugDescription: "content parts of type '\(other.type)' are not supported; only 'text'"))
+            }
+            text = parts.compactMap(\.text).joined()
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case messages }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        messages = try c.decode([Message].self, forKey: .messages)
+        fields = try SamplingFields(from: decoder)
+    }
+}
+
+struct Usage: Encodable, Sendable {
+    var prompt_tokens: Int
+    var completion_tokens: Int
+    var total_tokens: Int
+
+    init(prompt: Int, completion: Int) {
+        prompt_tokens = prompt
+        completion_tokens = completion
+        total_tokens = prompt + completion
+    }
+}
+
+/// `/v1/completions`, whole or as one streamed chunk.
+struct CompletionResponse: Encodable, Sendable {
+    var id: String
+    var object = "text_completion"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: Usage?
+    var system_fingerprint: String?
+
+    struct Choice: Encodable, Sendable {
+        var index = 0
+        var text: String
+        var logprobs: String? = nil
+        var finish_reason: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index)
+            try c.encode(text, forKey: .text)
+            try c.encodeNil(forKey: .logprobs)
+            try c.encode(finish_reason, forKey: .finish_reason)
+        }
+
+        enum CodingKeys: String, CodingKey { case index, text, logprobs, finish_reason }
+    }
+}
+
+/// `/v1/chat/completions`, whole.
+struct ChatResponse: Encodable, Sendable {
+    var id: String
+    var object = "chat.completion"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: Usage
+    var system_fingerprint: String?
+
+    struct Choice: Encodable, Sendable {
+        var index = 0
+        var message: Message
+        var finish_reason: String
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index)
+            try c.encode(message, forKey: .message)
+            try c.encodeNil(forKey: .logprobs)
+            try c.encode(finish_reason, forKey: .finish_reason)
+        }
+
+        enum CodingKeys: String, CodingKey { case index, message, logprobs, finish_reason }
+    }
+
+    struct Message: Encodable, Sendable {
+        var role = "assistant"
+        var content: String
+    }
+}
+
+/// One streamed chat chunk: the first carries the role, the last the finish reason, and with
+/// `stream_options.include_usage` one more has no choices and the usage.
+struct ChatChunk: Encodable, Sendable {
+    var id: String
+    var object = "chat.completion.chunk"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: Usage?
+    var system_fingerprint: String?
+
+    struct Choice: Encodable, Sendable {
+        var index = 0
+        var delta: Delta
+        var finish_reason: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index)
+            try c.encode(delta, forKey: .delta)
+            try c.encodeNil(forKey: .logprobs)
+            try c.encode(finish_reason, forKey: .finish_reason)
+        }
+
+        enum CodingKeys: String, CodingKey { case index, delta, logprobs, finish_reason }
+    }
+
+    struct Delta: Encodable, Sendable {
+        var role: String?
+        var content: String?
+    }
+}
+
+struct ModelList: Encodable, Sendable {
+    var object = "list"
+    var data: [Model]
+
+    struct Model: Encodable, Sendable {
+        var id: String
+        var object = "model"
+        var created: Int
+        var owned_by = "strata"
+        /// Tokens per sequence on this cluster.
+        var context_length: Int
+    }
+}
