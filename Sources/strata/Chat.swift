@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import StrataModel
 
-struct Chat: ParsableCommand {
+struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Talk with the model interactively.")
 
     @OptionGroup var modelOptions: ModelOptions
@@ -14,7 +14,17 @@ struct Chat: ParsableCommand {
     @Option(help: "System message.")
     var system: String?
 
-    func run() throws {
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if client.server != nil {
+            guard modelOptions.model == nil else { throw ValidationError("give --model or --server, not both") }
+            guard chatTemplate == nil else { throw ValidationError("--chat-template is the server's to choose; leave it out with --server") }
+        }
+    }
+
+    func run() async throws {
+        if let api = try client.client() { return try await runRemote(api) }
         let (gguf, engine, tokenizer) = try modelOptions.load()
         let template = try ChatTemplate.resolve(named: chatTemplate, jinja: try gguf.optionalString("tokenizer.chat_template"))
         let generator = Generator(engine: engine, tokenizer: tokenizer)
@@ -33,6 +43,22 @@ struct Chat: ParsableCommand {
             }
             writeOut("\n")
             messages.append(ChatMessage(role: "assistant", content: result.text))
+        }
+    }
+}
+
+extension Chat {
+    /// The conversation through a running coordinator's API; the whole history goes with each turn.
+    func runRemote(_ api: APIClient) async throws {
+        var messages: [[String: String]] = system.map { [["role": "system", "content": $0]] } ?? []
+        writeErr("Chat with the model at \(client.server!); an empty line or end of input quits.\n")
+        while true {
+            writeOut("> ")
+            guard let line = readLine(), !line.isEmpty else { break }
+            messages.append(["role": "user", "content": line])
+            let r = try await RemoteGeneration.run(api, chat: messages, prompt: nil, fields: sampling.requestFields) { writeOut($0) }
+            writeOut("\n")
+            messages.append(["role": "assistant", "content": r.text])
         }
     }
 }
