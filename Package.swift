@@ -73,6 +73,8 @@ let package = Package(
             swiftSettings: optimize
         ),
         .target(name: "TestSupport", dependencies: ["StrataModel"], path: "Tests/Support"),
+        .testTarget(name: "ServerTests", dependencies: ["strata", "TestSupport"], path: "Tests/ServerTests",
+                    exclude: ["openai_client.py"]),
         .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport"], path: "Tests/ModelTests"),
         .testTarget(name: "WireTests", dependencies: ["StrataWire", "TestSupport"], path: "Tests/WireTests"),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], path: "Tests/ZeroMQTests"),

@@ -93,8 +93,10 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         }
         switch error {
         case let .typeMismatch(type, context):
-            let name = path(context.codingPath) ?? "the request body"
-            return .invalid("'\(name)' must be \(describe(type)): \(context.debugDescription)", param: path(context.codingPath))
+            guard let name = path(context.codingPath) else { return .invalid("the request body must be a JSON object") }
+            // Our own decoders describe what they take ("a string or an array of strings").
+            let wanted = context.debugDescription.hasPrefix("a ") ? context.debugDescription : describe(type)
+            return .invalid("'\(name)' must be \(wanted)", param: name)
         case let .valueNotFound(type, context):
             let name = path(context.codingPath) ?? "the request body"
             return .invalid("'\(name)' must be \(describe(type)), not null", param: path(context.codingPath))
@@ -102,10 +104,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             let name = path(context.codingPath + [key]) ?? key.stringValue
             return .invalid("'\(name)' is required", param: name)
         case let .dataCorrupted(context):
-            if context.codingPath.isEmpty {
-                let cause = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                return .invalid("the request body is not valid JSON" + (cause.map { ": \($0)" } ?? ""))
-            }
+            if context.codingPath.isEmpty { return .invalid("the request body is not valid JSON") }
             return .invalid("'\(path(context.codingPath)!)': \(context.debugDescription)", param: path(context.codingPath))
         @unknown default:
             return .invalid("the request body could not be read: \(error)")

@@ -88,7 +88,12 @@ extension APIServer {
     func makeJob(_ kind: GenerationJob.Kind, prompt: [Int32], _ f: SamplingFields, defaultMaxTokens: Int?, _ s: Serving,
                  arrived: ContinuousClock.Instant) throws(APIError) -> GenerationJob {
         if let model = f.model, model != settings.modelID { throw unknownModel(model) }
-        if let n = f.n, n != 1 { throw .invalid("'n' must be 1: one choice per request is supported", param: "n") }
+        let n = try integer(f.n, "n")
+        let topK = try integer(f.top_k, "top_k") ?? 0
+        let seed = try integer(f.seed, "seed")
+        let maxTokens = try integer(f.max_tokens, "max_tokens")
+        let maxCompletionTokens = try integer(f.max_completion_tokens, "max_completion_tokens")
+        if let n, n != 1 { throw .invalid("'n' must be 1: one choice per request is supported", param: "n") }
         if f.logprobs?.wanted == true { throw .invalid("'logprobs' is not supported", param: "logprobs") }
         if f.echo == true { throw .invalid("'echo' is not supported", param: "echo") }
         for (name, value) in [("frequency_penalty", f.frequency_penalty), ("presence_penalty", f.presence_penalty)] {
@@ -98,7 +103,6 @@ extension APIServer {
         guard (0 ... 2).contains(temperature) else { throw .invalid("'temperature' must be between 0 and 2; got \(temperature)", param: "temperature") }
         let topP = f.top_p ?? 1
         guard topP > 0, topP <= 1 else { throw .invalid("'top_p' must be in (0, 1]; got \(topP)", param: "top_p") }
-        let topK = f.top_k ?? 0
         guard topK >= 0 else { throw .invalid("'top_k' must not be negative; got \(topK)", param: "top_k") }
         let minP = f.min_p ?? 0
         guard (0 ... 1).contains(minP) else { throw .invalid("'min_p' must be between 0 and 1; got \(minP)", param: "min_p") }
@@ -114,9 +118,9 @@ extension APIServer {
             throw .invalid("the prompt has \(prompt.count) tokens; this model's context holds \(context), leaving none to generate",
                            param: kind == .chat ? "messages" : "prompt", code: "context_length_exceeded")
         }
-        let maxParam = f.max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens"
-        let maxTokens: Int
-        if let asked = f.max_completion_tokens ?? f.max_tokens {
+        let maxParam = maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
+        let generate: Int
+        if let asked = maxCompletionTokens ?? maxTokens {
             guard asked >= 1, asked <= context else {
                 throw .invalid("'\(maxParam)' must be between 1 and \(context) (the context length); got \(asked)", param: maxParam)
             }
@@ -125,16 +129,25 @@ extension APIServer {
                                "(\(prompt.count) in the prompt, \(asked) to generate): lower '\(maxParam)' or shorten the prompt",
                                param: maxParam, code: "context_length_exceeded")
             }
-            maxTokens = asked
+            generate = asked
         } else {
-            maxTokens = min(defaultMaxTokens ?? context, context - prompt.count)
+            generate = min(defaultMaxTokens ?? context, context - prompt.count)
         }
         let sampling = SamplingParameters(temperature: Float(temperature), topK: topK, topP: Float(topP), minP: Float(minP),
-                                          repetitionPenalty: Float(penalty), seed: f.seed.map { UInt64(bitPattern: $0) })
+                                          repetitionPenalty: Float(penalty), seed: seed.map { UInt64(bitPattern: Int64($0)) })
         let prefix = kind == .chat ? "chatcmpl-" : "cmpl-"
         return GenerationJob(kind: kind, id: prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
-                             promptIDs: prompt, options: GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopStrings: stops),
+                             promptIDs: prompt, options: GenerationOptions(maxTokens: generate, sampling: sampling, stopStrings: stops),
                              stream: f.stream ?? false, includeUsage: f.stream_options?.include_usage ?? false, arrived: arrived)
+    }
+
+    /// A JSON number that must be a whole number (OpenAI's integer fields).
+    func integer(_ number: Number?, _ name: String) throws(APIError) -> Int? {
+        guard let value = number?.value else { return nil }
+        guard value == value.rounded(), abs(value) < 9e15 else {
+            throw .invalid("'\(name)' must be an integer; got \(value)", param: name)
+        }
+        return Int(value)
     }
 
     // MARK: Running

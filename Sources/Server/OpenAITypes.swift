@@ -23,7 +23,7 @@ enum StringOrList: Decodable, Sendable {
             return
         }
         throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
-                                                           debugDescription: "expected a string or an array of strings"))
+                                                           debugDescription: "a string, an array of strings or an array of token ids"))
     }
 
     var strings: [String] {
@@ -35,30 +35,44 @@ enum StringOrList: Decodable, Sendable {
     }
 }
 
-/// The sampling and length fields both endpoints share.
+/// The sampling and length fields both endpoints share. Integer fields are read as numbers and
+/// checked by `APIServer.integer`: Foundation's decoder on Linux reports 2.5 for an `Int` as
+/// invalid JSON, without saying which field.
 struct SamplingFields: Decodable, Sendable {
     var model: String?
-    var max_tokens: Int?
+    var max_tokens: Number?
     /// The chat API's newer name for `max_tokens`.
-    var max_completion_tokens: Int?
+    var max_completion_tokens: Number?
     var temperature: Double?
     var top_p: Double?
-    var top_k: Int?
+    var top_k: Number?
     var min_p: Double?
     var repetition_penalty: Double?
     var frequency_penalty: Double?
     var presence_penalty: Double?
-    var seed: Int64?
+    var seed: Number?
     var stop: StringOrList?
     var stream: Bool?
     var stream_options: StreamOptions?
-    var n: Int?
+    var n: Number?
     var logprobs: LogprobsField?
     var echo: Bool?
     var user: String?
 
     struct StreamOptions: Decodable, Sendable {
         var include_usage: Bool?
+    }
+}
+
+/// A JSON number read as a `Double`; `APIServer.integer` checks that it is whole.
+struct Number: Decodable, Sendable {
+    var value: Double
+
+    init(from decoder: any Decoder) throws {
+        guard let v = try? decoder.singleValueContainer().decode(Double.self) else {
+            throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "an integer"))
+        }
+        value = v
     }
 }
 
@@ -71,7 +85,7 @@ enum LogprobsField: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let b = try? c.decode(Bool.self) { self = .flag(b); return }
-        self = .count(try c.decode(Int.self))
+        self = .count(Int(try c.decode(Double.self)))
     }
 
     var wanted: Bool {
@@ -118,7 +132,7 @@ struct ChatRequest: Decodable, Sendable {
             if let s = try? c.decode(String.self) { text = s; return }
             guard let parts = try? c.decode([Part].self) else {
                 throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath,
-                                                                   debugDescription: "expected a string or an array of content parts"))
+                                                                   debugDescription: "a string or an array of content parts"))
             }
             if let other = parts.first(where: { $0.type != "text" }) {
                 throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,

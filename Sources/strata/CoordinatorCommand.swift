@@ -20,6 +20,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @OptionGroup var prompts: PromptOptions
     @OptionGroup var serve: ServeOptions
 
+    @Flag(help: .hidden)
+    var exitWithParent = false
+
     @Flag(help: "Tell the workers to exit when done.")
     var stopWorkers = false
 
@@ -28,6 +31,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // SIGTERM: the HTTP server shuts down gracefully, and the rest with it.
+        if exitWithParent { watchParent { kill(getpid(), SIGTERM) } }
         let endpoints = workers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         var settings = try cluster.settings(model: modelOptions, workers: endpoints)
         settings.maxWaiting = serve.maxWaiting

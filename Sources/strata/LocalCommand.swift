@@ -16,6 +16,9 @@ struct LocalCommand: AsyncParsableCommand {
     @OptionGroup var prompts: PromptOptions
     @OptionGroup var serve: ServeOptions
 
+    @Flag(help: .hidden)
+    var exitWithParent = false
+
     @Flag(help: "Show the workers' and the coordinator's logs.")
     var verbose = false
 
@@ -32,6 +35,8 @@ struct LocalCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // SIGTERM: the HTTP server shuts down gracefully, and the rest with it.
+        if exitWithParent { watchParent { kill(getpid(), SIGTERM) } }
         let local = try LocalWorkers(count: workers, model: try modelOptions.path, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: verbose)
         defer { local.stop() }

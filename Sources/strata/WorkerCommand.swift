@@ -51,19 +51,21 @@ struct WorkerCommand: ParsableCommand {
                                       sharedCores: sharedCores)
         let server = try WorkerServer(settings: settings)
         writeOut("strata worker listening on \(server.endpoint)\n")
-        if exitWithParent { watchParent(server) }
+        if exitWithParent { watchParent { server.stop() } }
         try server.run()
     }
 
-    /// `strata local` starts its workers with this: when the parent goes away, so do they.
-    private func watchParent(_ server: WorkerServer) {
-        let parent = getppid()
-        let t = Thread {
-            while getppid() == parent { usleep(200_000) }
-            server.stop()
-        }
-        t.start()
+}
+
+/// `--exit-with-parent`: when the process that started this one goes away, `stop` runs (tests
+/// and `strata local` start their children so, and none outlives them).
+func watchParent(stop: @escaping @Sendable () -> Void) {
+    let parent = getppid()
+    let t = Thread {
+        while getppid() == parent { usleep(200_000) }
+        stop()
     }
+    t.start()
 }
 
 /// "512M", "8G", "1048576" → bytes.

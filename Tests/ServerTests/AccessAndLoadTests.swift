@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A server with an API key and room for one running and one waiting request.
+@Suite(.serialized)
+struct AccessAndLoadTests {
+    static let key = "test-key-\(UInt32.random(in: 0 ... .max))"
+    let server: ServerProcess
+
+    init() throws {
+        server = try ServerProcess(workers: 2, ["--api-key", Self.key, "--max-sequences", "1", "--max-waiting", "1"])
+    }
+
+    var auth: [String] { ["Authorization: Bearer \(Self.key)"] }
+
+    /// Without the key, or with a wrong one: 401 with an OpenAI error; /health and /metrics stay
+    /// open for probes and scrapers.
+    @Test func apiKey() throws {
+        let body = #"{"prompt": "Hello", "max_tokens": 2}"#
+        let none = try CurlResult.post(server.url + "/v1/completions", body)
+        #expect(none.status == 401 && none.error?.type == "authentication_error", "\(none.body)")
+        let wrong = try CurlResult.post(server.url + "/v1/completions", body, headers: ["Authorization: Bearer nope"])
+        #expect(wrong.status == 401, "\(wrong.body)")
+        #expect(try CurlResult.get(server.url + "/status").status == 401)
+        #expect(try CurlResult.post(server.url + "/v1/completions", body, headers: auth).status == 200)
+        #expect(try CurlResult.get(server.url + "/health").status == 200)
+        #expect(try CurlResult.get(server.url + "/metrics").status == 200)
+        let run = try runOpenAIClient("auth", [server.url, Self.key])
+        #expect(run.status == 0, "\(run.output)")
+    }
+
+    /// One running, one waiting: a third request is refused with 429 and a message that says
+    /// why. Once the first two go away, requests are taken again.
+    @Test func fullLineAnswers429() throws {
+        func stream() throws -> ChildProcess {
+            try ChildProcess(URL(fileURLWithPath: "/usr/bin/curl"),
+                             ["-sN", "-D", "-", "-X", "POST", server.url + "/v1/completions", "-H", "Authorization: Bearer \(Self.key)",
+                              "--data-binary", #"{"prompt": "Once upon a time", "max_tokens": 1900, "stream": true}"#])
+        }
+        let running = try stream()
+        #expect(ChildProcess.poll(timeout: .seconds(30)) { running.stdout.contains("data: {") }, "\(running.stdout)")
+        let waiting = try stream()
+        #expect(ChildProcess.poll(timeout: .seconds(30)) { waiting.stdout.contains("200 OK") }, "\(waiting.stdout)")
+        let third = try CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hi", "max_tokens": 2}"#, headers: auth)
+        #expect(third.status == 429, "\(third.body)")
+        #expect(third.error?.message.contains("busy") == true, "\(third.body)")
+        let depth = try CurlResult.get(server.url + "/metrics").body
+        #expect(samples("strata_queue_depth", in: depth).first?.value == 1, "\(depth)")
+        running.kill()
+        waiting.kill()
+        var again: CurlResult?
+        ChildProcess.poll(timeout: .seconds(30)) {
+            again = try? CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hi", "max_tokens": 2}"#, headers: auth)
+            return again?.status == 200
+        }
+        #expect(again?.status == 200, "\(again?.body ?? "")")
+    }
+}
