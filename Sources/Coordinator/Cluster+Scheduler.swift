@@ -243,7 +243,6 @@ struct Scheduler {
             active[id] = seq
             end(id, .success(result(of: seq)))
         }
-        startWaiting()
     }
 
     // MARK: Messages from workers

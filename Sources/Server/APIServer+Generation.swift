@@ -137,7 +137,8 @@ extension APIServer {
                                           repetitionPenalty: Float(penalty), seed: seed.map { UInt64(bitPattern: Int64($0)) })
         let prefix = kind == .chat ? "chatcmpl-" : "cmpl-"
         return GenerationJob(kind: kind, id: prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
-                             promptIDs: prompt, options: GenerationOptions(maxTokens: generate, sampling: sampling, stopStrings: stops),
+                             promptIDs: prompt, options: GenerationOptions(maxTokens: generate, sampling: sampling, stopStrings: stops,
+                                                                        stopAtEndOfGeneration: !(f.ignore_eos ?? false)),
                              stream: f.stream ?? false, includeUsage: f.stream_options?.include_usage ?? false, arrived: arrived)
     }
 

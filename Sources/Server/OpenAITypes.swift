@@ -58,6 +58,9 @@ struct SamplingFields: Decodable, Sendable {
     var logprobs: LogprobsField?
     var echo: Bool?
     var user: String?
+    /// Generate past the end-of-generation token, to exactly `max_tokens` (as llama.cpp's and
+    /// vLLM's servers take it): for benchmarks.
+    var ignore_eos: Bool?
 
     struct StreamOptions: Decodable, Sendable {
         var include_usage: Bool?

@@ -172,7 +172,7 @@ struct RemoteGeneration {
                     onText: (String) -> Void) async throws -> RemoteGeneration {
         var request = fields
         request["stream_options"] = ["include_usage": true]
-        if let messages { request["messages"] = messages } else { request["prompt"] = prompt ?? "" }
+        if let messages { request["messages"] = messages } else if let prompt { request["prompt"] = prompt }
         var out = RemoteGeneration()
         let start = ContinuousClock.now
         var first: ContinuousClock.Instant?

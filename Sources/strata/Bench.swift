@@ -3,7 +3,7 @@ import Foundation
 import QuantKernels
 import StrataModel
 
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure prefill and decode tokens per second, like llama-bench (pp128, tg64).")
 
@@ -26,6 +26,11 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
+    @OptionGroup var client: ClientOptions
+
+    @Option(help: "With --server: concurrent streaming clients for the aggregate figure.")
+    var clients = 8
+
     struct Output: Encodable {
         var model: String
         var precision: String
@@ -39,7 +44,8 @@ struct Bench: ParsableCommand {
         var decode_runs: [Double]
     }
 
-    func run() throws {
+    func run() async throws {
+        if let api = try client.client() { return try await runServer(api) }
         if let workers { return try runCluster(workers: workers) }
         let (_, engine, _) = try modelOptions.load()
         let tokens = benchTokens(max(prompt, generate), vocabularySize: engine.config.vocabSize)
