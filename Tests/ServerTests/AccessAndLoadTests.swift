@@ -57,3 +57,26 @@ struct AccessAndLoadTests {
         #expect(again?.status == 200, "\(again?.body ?? "")")
     }
 }
+
+/// A lost worker: /health turns 503 naming it, requests are refused with 503, nothing hangs.
+@Suite struct LostWorkerTests {
+    @Test func healthReportsALostWorker() throws {
+        let server = try ServerProcess(workers: 2, ["--worker-timeout", "2"])
+        #expect(try CurlResult.get(server.url + "/health").status == 200)
+        let pgrep = try ChildProcess(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-P", String(server.child.process.processIdentifier)])
+        #expect(pgrep.wait(timeout: .seconds(10)) == 0)
+        let workers = pgrep.stdout.split(separator: "\n").compactMap { Int32($0) }
+        #expect(workers.count == 2, "\(pgrep.stdout)")
+        guard let victim = workers.first else { return }
+        kill(victim, SIGKILL)
+        var health: CurlResult?
+        ChildProcess.poll(timeout: .seconds(20)) {
+            health = try? CurlResult.get(server.url + "/health")
+            return health?.status == 503
+        }
+        #expect(health?.status == 503, "\(health?.body ?? "")")
+        #expect(health?.body.contains("lost") == true, "\(health?.body ?? "")")
+        let refused = try CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hello", "max_tokens": 4}"#)
+        #expect(refused.status == 503 && refused.error?.message.contains("lost") == true, "\(refused.body)")
+    }
+}
