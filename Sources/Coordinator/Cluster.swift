@@ -266,6 +266,9 @@ public final class Cluster: @unchecked Sendable {
         }
         inbox.withLock { $0.waker?.close(); $0.waker = nil }
         wakeReceiver.close()
+        // Every socket is closed: wait (up to their linger) until the last messages, the
+        // workers' shutdown among them, have left, even if the process exits right after.
+        context.terminate()
     }
 
     deinit { shutdown() }

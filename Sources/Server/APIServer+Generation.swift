@@ -17,6 +17,8 @@ struct GenerationJob: Sendable {
     let stream: Bool
     let includeUsage: Bool
     let arrived: ContinuousClock.Instant
+    /// Unix time, for the answers' `created`.
+    let created = Int(Date().timeIntervalSince1970)
 }
 
 extension APIServer {
@@ -190,22 +192,20 @@ extension APIServer {
         let usage = Usage(prompt: r.promptIDs.count, completion: r.generatedIDs.count)
         switch job.kind {
         case .completion:
-            return json(CompletionResponse(id: job.id, created: created(job), model: settings.modelID,
+            return json(CompletionResponse(id: job.id, created: job.created, model: settings.modelID,
                                            choices: [.init(text: r.text, finish_reason: r.finishReason.rawValue)], usage: usage))
         case .chat:
-            return json(ChatResponse(id: job.id, created: created(job), model: settings.modelID,
+            return json(ChatResponse(id: job.id, created: job.created, model: settings.modelID,
                                      choices: [.init(message: .init(content: r.text), finish_reason: r.finishReason.rawValue)],
                                      usage: usage))
         }
     }
 
-    private func created(_ job: GenerationJob) -> Int { Int(Date().timeIntervalSince1970) }
-
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A write that
     /// fails (the client went away) cancels the sequence, which frees its KV cache.
     private func streamResponse(_ job: GenerationJob, _ events: AsyncStream<GenerationEvent>, _ handle: GenerationHandle,
                                 _ timer: TokenTimer) -> Response {
-        let created = created(job)
+        let created = job.created
         let model = settings.modelID
         let body = ResponseBody { writer in
             func send(_ value: some Encodable) async throws {

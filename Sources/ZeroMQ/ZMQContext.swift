@@ -1,4 +1,5 @@
 import CZeroMQ
+import Synchronization
 
 /// A libzmq context: the I/O threads and the registry of sockets.
 ///
@@ -10,6 +11,7 @@ import CZeroMQ
 public final class ZMQContext: @unchecked Sendable {
     /// The `void *` from `zmq_ctx_new`; immutable, and libzmq's context calls are thread-safe.
     let handle: UnsafeMutableRawPointer
+    private let terminated = Atomic<Bool>(false)
 
     /// Creates a context with `ioThreads` background I/O threads (0 is valid for inproc only).
     public init(ioThreads: Int = 1) throws(ZMQError) {
@@ -37,9 +39,19 @@ public final class ZMQContext: @unchecked Sendable {
         assert(rc == 0, "zmq_ctx_shutdown: \(ZMQError.last("zmq_ctx_shutdown"))")
     }
 
+    /// Terminates the context now (`zmq_ctx_term`), waiting until the messages its sockets
+    /// still queue are sent or their linger runs out: call it after closing every socket of the
+    /// context, when the last messages must leave before the process exits. Calling it again,
+    /// and the `deinit` after it, do nothing.
+    public func terminate() {
+        guard !terminated.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // EINTR means a signal interrupted the wait.
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
+
     deinit {
         // Every socket is closed by now (each held this context), so this waits at most for the
-        // sockets' linger to flush their last messages. EINTR means a signal interrupted the wait.
-        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+        // sockets' linger to flush their last messages.
+        terminate()
     }
 }
