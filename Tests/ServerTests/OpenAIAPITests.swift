@@ -191,6 +191,12 @@ struct OpenAIAPITests {
         #expect(out?["text"] as? String == once.generated_text, "\(generate.stdout)")
         #expect(out?["completion_tokens"] as? Int == once.generated_ids.count)
 
+        // chat: two turns over the API, each reply printed after its prompt.
+        let chat = try ChildProcess.strata(["chat", "--server", s.url, "-n", "24"], input: "What is 2+2?\nAnd what is 3+3?\n")
+        #expect(chat.wait(timeout: .seconds(60)) == 0, "\(chat.stderr)")
+        let turns = chat.stdout.components(separatedBy: "> ").dropFirst().map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(turns.count == 3 && turns[0].hasPrefix("The answer is 4") && !turns[1].isEmpty && turns[2].isEmpty, "\(chat.stdout)")
+
         let unreachable = try ChildProcess.strata(["status", "--server", "http://127.0.0.1:1"])
         #expect(unreachable.wait(timeout: .seconds(30)) != 0)
         #expect(unreachable.stderr.contains("cannot reach"), "\(unreachable.stderr)")

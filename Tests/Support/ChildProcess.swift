@@ -14,26 +14,32 @@ public final class ChildProcess: @unchecked Sendable {
     }
     private let output = Output()
 
-    /// Starts `executable` with `arguments`.
-    public init(_ executable: URL, _ arguments: [String]) throws {
+    /// Starts `executable` with `arguments`; `input`, when given, is its standard input.
+    public init(_ executable: URL, _ arguments: [String], input: String? = nil) throws {
         process.executableURL = executable
         process.arguments = arguments
         let outPipe = Pipe(), errPipe = Pipe()
         process.standardOutput = outPipe
         process.standardError = errPipe
-        process.standardInput = FileHandle.nullDevice
+        let inPipe = input.map { _ in Pipe() }
+        process.standardInput = inPipe ?? FileHandle.nullDevice
         try process.run()
+        if let inPipe, let input {
+            inPipe.fileHandleForWriting.write(Data(input.utf8))
+            try inPipe.fileHandleForWriting.close()
+        }
         let output = output
         Self.collect(outPipe.fileHandleForReading, output) { output.out.append($0) }
         Self.collect(errPipe.fileHandleForReading, output) { output.err.append($0) }
     }
 
     /// `strata ARGS`, optionally inside network namespace `netns`.
-    public static func strata(_ arguments: [String], netns: String? = nil) throws -> ChildProcess {
+    public static func strata(_ arguments: [String], netns: String? = nil, input: String? = nil) throws -> ChildProcess {
         if let netns {
-            return try ChildProcess(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", netns, TestPaths.binary.path] + arguments)
+            return try ChildProcess(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", netns, TestPaths.binary.path] + arguments,
+                                    input: input)
         }
-        return try ChildProcess(TestPaths.binary, arguments)
+        return try ChildProcess(TestPaths.binary, arguments, input: input)
     }
 
     private static func collect(_ handle: FileHandle, _ output: Output, _ append: @escaping @Sendable (Data) -> Void) {
