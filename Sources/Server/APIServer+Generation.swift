@@ -157,11 +157,11 @@ extension APIServer {
 
     /// Hands the job to the cluster and answers, whole or streamed.
     func run(_ job: GenerationJob, _ s: Serving) async throws -> Response {
-        let (events, continuation) = AsyncStream.makeStream(of: GenerationEvent.self)
+        let (events, continuation) = AsyncStream.makeStream(of: Delivery.self)
         let handle: GenerationHandle
         do {
             handle = try s.cluster.submit(promptIDs: job.promptIDs, options: job.options) { event in
-                continuation.yield(event)
+                continuation.yield(.event(event))
                 if case .finished = event { continuation.finish() }
             }
         } catch {
@@ -170,10 +170,11 @@ extension APIServer {
         // Whoever stops listening (a cancelled task, a closed connection) stops the sequence.
         continuation.onTermination = { _ in handle.cancel() }
         let timer = TokenTimer(job: job, metrics: metrics)
-        if job.stream { return streamResponse(job, events, handle, timer) }
+        if job.stream { return streamResponse(job, events, continuation, handle, timer) }
         return try await withTaskCancellationHandler {
             var result: GenerationResult?
-            for await event in events {
+            for await delivery in events {
+                guard case let .event(event) = delivery else { continue }
                 switch event {
                 case .token: timer.token()
                 case let .finished(.success(r)): result = r
@@ -202,17 +203,33 @@ extension APIServer {
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A write that
-    /// fails (the client went away) cancels the sequence, which frees its KV cache.
-    private func streamResponse(_ job: GenerationJob, _ events: AsyncStream<GenerationEvent>, _ handle: GenerationHandle,
-                                _ timer: TokenTimer) -> Response {
+    /// fails (the client went away) cancels the sequence, which frees its KV cache. While
+    /// nothing else is written (waiting in line, a long prompt) a comment line goes out every
+    /// `keepAlive`: it keeps proxies from timing the stream out, and finds a client that left
+    /// before its first token.
+    private func streamResponse(_ job: GenerationJob, _ events: AsyncStream<Delivery>, _ continuation: AsyncStream<Delivery>.Continuation,
+                                _ handle: GenerationHandle, _ timer: TokenTimer) -> Response {
         let created = job.created
         let model = settings.modelID
+        let keepAlive = Self.keepAlive
         let body = ResponseBody { writer in
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: keepAlive)
+                    continuation.yield(.keepAlive)
+                }
+            }
+            defer { ticker.cancel() }
+            var lastWrite = ContinuousClock.now
+            func write(_ buffer: ByteBuffer) async throws {
+                try await writer.write(buffer)
+                lastWrite = .now
+            }
             func send(_ value: some Encodable) async throws {
                 var buffer = ByteBuffer(string: "data: ")
                 buffer.writeBytes(encodeJSON(value))
                 buffer.writeString("\n\n")
-                try await writer.write(buffer)
+                try await write(buffer)
             }
             func chunk(_ text: String?, role: String? = nil, finish: String? = nil) -> any Encodable {
                 switch job.kind {
@@ -226,7 +243,11 @@ extension APIServer {
             }
             do {
                 if job.kind == .chat { try await send(chunk("", role: "assistant")) }
-                for await event in events {
+                for await delivery in events {
+                    guard case let .event(event) = delivery else {
+                        if ContinuousClock.now - lastWrite >= keepAlive { try await write(ByteBuffer(string: ": keep-alive\n\n")) }
+                        continue
+                    }
                     switch event {
                     case let .token(_, text):
                         timer.token()
@@ -247,7 +268,7 @@ extension APIServer {
                         try await send(APIError.from(e).body)
                     }
                 }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             } catch {
                 timer.cancelled()
@@ -257,6 +278,18 @@ extension APIServer {
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
+}
+
+/// What a request's stream carries to its answer: the cluster's events, and for streamed
+/// answers a tick now and then to keep the connection alive.
+enum Delivery: Sendable {
+    case event(GenerationEvent)
+    case keepAlive
+}
+
+extension APIServer {
+    /// Quiet time after which a streamed answer sends a comment line.
+    static var keepAlive: Duration { .seconds(1) }
 }
 
 /// Times one request's tokens for the latency histograms, and counts it when it ends.

@@ -31,7 +31,8 @@ struct AccessAndLoadTests {
     }
 
     /// One running, one waiting: a third request is refused with 429 and a message that says
-    /// why. Once the first two go away, requests are taken again.
+    /// why. A waiting client that goes away leaves the line; once both are gone, requests are
+    /// taken again.
     @Test func fullLineAnswers429() throws {
         func stream() throws -> ChildProcess {
             try ChildProcess(URL(fileURLWithPath: "/usr/bin/curl"),
@@ -47,8 +48,18 @@ struct AccessAndLoadTests {
         #expect(third.error?.message.contains("busy") == true, "\(third.body)")
         let depth = try CurlResult.get(server.url + "/metrics").body
         #expect(samples("strata_queue_depth", in: depth).first?.value == 1, "\(depth)")
-        running.kill()
+        // The waiting client leaves before its first token: the keep-alive comments find it
+        // gone and it leaves the line while the first still runs.
+        #expect(ChildProcess.poll(timeout: .seconds(10)) { waiting.stdout.contains(": keep-alive") }, "\(waiting.stdout)")
         waiting.kill()
+        var left = ""
+        #expect(ChildProcess.poll(timeout: .seconds(10)) {
+            left = (try? CurlResult.get(server.url + "/metrics").body) ?? ""
+            return samples("strata_queue_depth", in: left).first?.value == 0
+        }, "\(left)")
+        #expect(samples("strata_requests_running", in: left).first?.value == 1)
+        #expect(samples("strata_requests_cancelled_total", in: left).first?.value == 1)
+        running.kill()
         var again: CurlResult?
         ChildProcess.poll(timeout: .seconds(30)) {
             again = try? CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hi", "max_tokens": 2}"#, headers: auth)
