@@ -88,7 +88,8 @@ enum LogprobsField: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let b = try? c.decode(Bool.self) { self = .flag(b); return }
-        self = .count(Int(try c.decode(Double.self)))
+        // Any number asks for some (a huge one must not trap converting to Int).
+        self = .count(try c.decode(Double.self) > 0 ? 1 : 0)
     }
 
     var wanted: Bool {

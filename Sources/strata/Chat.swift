@@ -17,6 +17,7 @@ struct Chat: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
+        guard client.server != nil || modelOptions.model != nil else { throw ValidationError("give --model FILE, or --server URL") }
         if client.server != nil {
             guard modelOptions.model == nil else { throw ValidationError("give --model or --server, not both") }
             guard chatTemplate == nil else { throw ValidationError("--chat-template is the server's to choose; leave it out with --server") }

@@ -14,6 +14,7 @@ struct Generate: AsyncParsableCommand {
 
     func validate() throws {
         guard prompts.prompt.count == 1 else { throw ValidationError("give exactly one --prompt") }
+        guard client.server != nil || modelOptions.model != nil else { throw ValidationError("give --model FILE, or --server URL") }
         if client.server != nil {
             guard modelOptions.model == nil else { throw ValidationError("give --model or --server, not both") }
             guard prompts.chatTemplate == nil else { throw ValidationError("--chat-template is the server's to choose; leave it out with --server") }
