@@ -90,9 +90,8 @@ public final class APIServer: Sendable {
         if let key = settings.apiKey { router.add(middleware: APIKeyMiddleware(key: key)) }
         router.get("/health") { [self] _, _ in health() }
         router.get("/metrics") { [self] _, _ in
-            guard let s = serving else { throw APIError(.serviceUnavailable, "the cluster is still loading its stages", code: "loading") }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.exposition(cluster: s.cluster))))
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.exposition(cluster: serving?.cluster))))
         }
         router.get("/v1/models") { [self] _, _ in
             let context = serving?.cluster.contextLength ?? 0

@@ -41,8 +41,8 @@ final class ServerMetrics: Sendable {
     func firstToken(after seconds: Double) { state.withLock { $0.timeToFirstToken.observe(seconds) } }
     func nextToken(after seconds: Double) { state.withLock { $0.interTokenLatency.observe(seconds) } }
 
-    /// Everything, in Prometheus' text format.
-    func exposition(cluster: Cluster) -> String {
+    /// Everything, in Prometheus' text format; the cluster's part once it is up.
+    func exposition(cluster: Cluster?) -> String {
         let s = state.withLock { $0 }
         var out = PrometheusText()
         out.family("strata_requests_total", "counter", "HTTP requests answered, by endpoint and status code.")
@@ -59,6 +59,9 @@ final class ServerMetrics: Sendable {
         out.histogram("strata_inter_token_latency_seconds", "Between consecutive tokens of one request.", s.interTokenLatency)
         out.histogram("strata_request_duration_seconds", "From a generation's arrival to its last token.", s.requestDuration)
 
+        out.family("strata_ready", "gauge", "1 once every stage is loaded and while the cluster serves, else 0.")
+        out.sample("strata_ready", [:], cluster != nil && cluster?.failure == nil ? 1 : 0)
+        guard let cluster else { return out.text }
         let load = cluster.load
         out.family("strata_requests_running", "gauge", "Sequences in the pipeline.")
         out.sample("strata_requests_running", [:], Double(load.running))

@@ -89,5 +89,6 @@ struct AccessAndLoadTests {
         #expect(health?.body.contains("lost") == true, "\(health?.body ?? "")")
         let refused = try CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hello", "max_tokens": 4}"#)
         #expect(refused.status == 503 && refused.error?.message.contains("lost") == true, "\(refused.body)")
+        #expect(samples("strata_ready", in: try CurlResult.get(server.url + "/metrics").body).first?.value == 0)
     }
 }

@@ -34,10 +34,13 @@ import TestSupport
         #expect(loading.status == 503 && loading.json?["status"] as? String == "loading", "\(loading.body)")
         let early = try CurlResult.post(base + "/v1/completions", #"{"prompt": "Hello", "max_tokens": 2}"#)
         #expect(early.status == 503 && early.error?.message.contains("loading") == true, "\(early.body)")
+        let metrics = try CurlResult.get(base + "/metrics")
+        #expect(metrics.status == 200 && samples("strata_ready", in: metrics.body).first?.value == 0, "\(metrics.body)")
 
         let second = try WorkerProcess(listen: endpoints[1], ["--model", TestPaths.defaultModel])
         defer { withExtendedLifetime((first, second)) {} }
         #expect(ChildProcess.poll(timeout: .seconds(60)) { (try? CurlResult.get(base + "/health"))?.status == 200 }, "\(coordinator.stderr)")
+        #expect(samples("strata_ready", in: try CurlResult.get(base + "/metrics").body).first?.value == 1)
         let answer = try CurlResult.post(base + "/v1/chat/completions",
                                          #"{"messages": [{"role": "user", "content": "What is 2+2?"}], "temperature": 0}"#)
         let content = ((answer.json?["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String

@@ -125,7 +125,8 @@ struct OpenAIAPITests {
         let text = m.body
         for family in ["strata_requests_total", "strata_prompt_tokens_total", "strata_generated_tokens_total",
                        "strata_time_to_first_token_seconds", "strata_inter_token_latency_seconds", "strata_stage_compute_seconds",
-                       "strata_hop_latency_seconds", "strata_worker_kv_cache_bytes", "strata_queue_depth", "strata_requests_running"] {
+                       "strata_hop_latency_seconds", "strata_worker_kv_cache_bytes", "strata_queue_depth", "strata_requests_running",
+                       "strata_ready"] {
             #expect(text.contains("# TYPE \(family) "), "missing \(family)")
         }
         // Every sample line: name{labels} value.
