@@ -74,7 +74,7 @@ extension Cluster {
     public func submit(promptIDs: [Int32], options: GenerationOptions,
                        onEvent: @escaping @Sendable (GenerationEvent) -> Void) throws(ClusterError) -> GenerationHandle {
         let submission = Submission(promptIDs: promptIDs, options: options, onEvent: onEvent,
-                                    wake: { [weak self] in self?.wakeScheduler() },
+                                    wake: { [weak self] in self?.noteCancellation() },
                                     onComplete: { [weak self] in self?.inbox.withLock { $0.accepted -= 1 } })
         let limit = settings.maxSequences + settings.maxWaiting
         let refusal = inbox.withLock { inbox -> ClusterError? in
@@ -121,15 +121,19 @@ extension Cluster {
         return (running, max(0, accepted - running))
     }
 
-    func wakeScheduler() {
-        inbox.withLock { _ = try? $0.waker?.send([1], dontWait: true) }
+    /// A request was cancelled: the scheduler looks for it at its next turn.
+    func noteCancellation() {
+        inbox.withLock { inbox in
+            inbox.cancellations = true
+            _ = try? inbox.waker?.send([1], dontWait: true)
+        }
     }
 
     /// Per-hop latency and stage compute figures since the last reset.
     public func latencyFigures(reset: Bool = false) -> LatencyRecorder {
-        latency.withLock { recorder in
-            let copy = recorder
-            if reset { recorder.reset() }
+        figures.withLock { figures in
+            let copy = figures.samples
+            if reset { figures.samples.reset() }
             return copy
         }
     }
@@ -184,13 +188,16 @@ struct Scheduler {
                 return fail(.model("the scheduler cannot poll its sockets: \(error)"))
             }
             if ready[0].contains(.readable) { while (try? cluster.wakeReceiver.receive(dontWait: true)) ?? nil != nil {} }
-            let (new, stopping) = cluster.inbox.withLock { inbox in
-                defer { inbox.submissions.removeAll() }
-                return (inbox.submissions, inbox.stopping)
+            let (new, stopping, cancellations) = cluster.inbox.withLock { inbox in
+                defer {
+                    inbox.submissions.removeAll()
+                    inbox.cancellations = false
+                }
+                return (inbox.submissions, inbox.stopping, inbox.cancellations)
             }
             if stopping { return fail(.shutDown, permanently: false) }
             for s in new { admit(s) }
-            cancelRequested()
+            if cancellations { cancelRequested() }
             for (link, events) in zip(links, ready.dropFirst()) where events.contains(.readable) {
                 if let failure = drain(link) { return fail(failure) }
             }
@@ -305,9 +312,6 @@ struct Scheduler {
         let now = DispatchTime.now().uptimeNanoseconds
         for message in results {
             guard let request = inFlight.removeValue(forKey: message.requestID) else { continue }
-            cluster.latency.withLock {
-                $0.record(roundTripNanos: now - request.sent, stageNanos: message.stageNanos, hops: links.count + 1)
-            }
             cluster.figures.withLock {
                 $0.record(roundTripNanos: now - request.sent, stageNanos: message.stageNanos, hops: links.count + 1)
             }

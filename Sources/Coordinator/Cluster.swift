@@ -30,7 +30,6 @@ public final class Cluster: @unchecked Sendable {
     let wakeReceiver: ZMQSocket
     var scheduler: Thread?
     let stopped = DispatchSemaphore(value: 0)
-    let latency = Mutex<LatencyRecorder>(LatencyRecorder())
     let figures: Mutex<PipelineFigures>
     let stageSnapshot = Mutex<[StageInfo]>([])
     /// Sequences running (admitted and not ended), as the scheduler last counted.
@@ -41,6 +40,8 @@ public final class Cluster: @unchecked Sendable {
         var stopping = false
         /// Requests accepted and not yet answered: running or waiting in line.
         var accepted = 0
+        /// A caller cancelled a request since the scheduler last looked.
+        var cancellations = false
         /// Set once the cluster has failed for good: every later submission gets it.
         var failure: ClusterError?
         var waker: ZMQSocket?

@@ -34,11 +34,13 @@ public struct Histogram: Sendable {
     ]
 }
 
-/// What the pipeline's messages measured since the cluster started: each stage's compute time
-/// per message, and the latency each hop added on top of computing (see `LatencyRecorder`).
+/// What the pipeline's messages measured: each stage's compute time per message and the
+/// latency each hop added on top of computing (see `LatencyRecorder`), as histograms since the
+/// cluster started, and the raw samples since the last `Cluster.latencyFigures(reset:)`.
 public struct PipelineFigures: Sendable {
     public var stageCompute: [Histogram]
     public var hop: Histogram
+    var samples = LatencyRecorder()
 
     init(stages: Int) {
         stageCompute = [Histogram](repeating: Histogram(bounds: Histogram.latencyBounds), count: stages)
@@ -52,5 +54,6 @@ public struct PipelineFigures: Sendable {
         let compute = stageNanos.reduce(0, +)
         let perHop = roundTripNanos > compute ? (roundTripNanos - compute) / UInt64(max(hops, 1)) : 0
         hop.observe(Double(perHop) * 1e-9)
+        samples.record(perHopNanos: perHop, computeNanos: compute)
     }
 }

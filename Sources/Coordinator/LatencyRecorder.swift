@@ -7,10 +7,9 @@ public struct LatencyRecorder: Sendable {
     public private(set) var computeNanos: [UInt64] = []
     static let capacity = 1 << 16
 
-    mutating func record(roundTripNanos: UInt64, stageNanos: [UInt64], hops: Int) {
-        let compute = stageNanos.reduce(0, +)
+    mutating func record(perHopNanos perHop: UInt64, computeNanos compute: UInt64) {
         guard perHopNanos.count < Self.capacity else { return }
-        perHopNanos.append(roundTripNanos > compute ? (roundTripNanos - compute) / UInt64(max(hops, 1)) : 0)
+        perHopNanos.append(perHop)
         computeNanos.append(compute)
     }
 

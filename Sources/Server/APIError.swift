@@ -42,25 +42,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         struct Inner: Encodable {
             var message: String
             var type: String
-            var param: String?
-            var code: String?
-
-            // OpenAI sends `param` and `code` as null rather than leaving them out.
-            func encode(to encoder: any Encoder) throws {
-                var c = encoder.container(keyedBy: CodingKeys.self)
-                try c.encode(message, forKey: .message)
-                try c.encode(type, forKey: .type)
-                try c.encode(param, forKey: .param)
-                try c.encode(code, forKey: .code)
-            }
-
-            enum CodingKeys: String, CodingKey { case message, type, param, code }
+            var param: OrNull<String>
+            var code: OrNull<String>
         }
 
         var error: Inner
     }
 
-    var body: Body { Body(error: .init(message: message, type: type, param: param, code: code)) }
+    var body: Body { Body(error: .init(message: message, type: type, param: .init(param), code: .init(code))) }
 
     func response(headers extra: HTTPFields = [:]) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]

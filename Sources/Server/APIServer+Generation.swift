@@ -194,7 +194,7 @@ extension APIServer {
         switch job.kind {
         case .completion:
             return json(CompletionResponse(id: job.id, created: job.created, model: settings.modelID,
-                                           choices: [.init(text: r.text, finish_reason: r.finishReason.rawValue)], usage: usage))
+                                           choices: [.init(text: r.text, finish_reason: .init(r.finishReason.rawValue))], usage: usage))
         case .chat:
             return json(ChatResponse(id: job.id, created: job.created, model: settings.modelID,
                                      choices: [.init(message: .init(content: r.text), finish_reason: r.finishReason.rawValue)],
@@ -235,10 +235,10 @@ extension APIServer {
                 switch job.kind {
                 case .completion:
                     return CompletionResponse(id: job.id, created: created, model: model,
-                                              choices: [.init(text: text ?? "", finish_reason: finish)])
+                                              choices: [.init(text: text ?? "", finish_reason: .init(finish))])
                 case .chat:
                     return ChatChunk(id: job.id, created: created, model: model,
-                                     choices: [.init(delta: .init(role: role, content: text), finish_reason: finish)])
+                                     choices: [.init(delta: .init(role: role, content: text), finish_reason: .init(finish))])
                 }
             }
             do {

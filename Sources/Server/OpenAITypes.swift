@@ -175,23 +175,12 @@ struct CompletionResponse: Encodable, Sendable {
     var model: String
     var choices: [Choice]
     var usage: Usage?
-    var system_fingerprint: String?
 
     struct Choice: Encodable, Sendable {
         var index = 0
         var text: String
-        var logprobs: String? = nil
-        var finish_reason: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(text, forKey: .text)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finish_reason, forKey: .finish_reason)
-        }
-
-        enum CodingKeys: String, CodingKey { case index, text, logprobs, finish_reason }
+        var logprobs = OrNull<String>(nil)
+        var finish_reason: OrNull<String>
     }
 }
 
@@ -203,22 +192,12 @@ struct ChatResponse: Encodable, Sendable {
     var model: String
     var choices: [Choice]
     var usage: Usage
-    var system_fingerprint: String?
 
     struct Choice: Encodable, Sendable {
         var index = 0
         var message: Message
+        var logprobs = OrNull<String>(nil)
         var finish_reason: String
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(message, forKey: .message)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finish_reason, forKey: .finish_reason)
-        }
-
-        enum CodingKeys: String, CodingKey { case index, message, logprobs, finish_reason }
     }
 
     struct Message: Encodable, Sendable {
@@ -236,27 +215,29 @@ struct ChatChunk: Encodable, Sendable {
     var model: String
     var choices: [Choice]
     var usage: Usage?
-    var system_fingerprint: String?
 
     struct Choice: Encodable, Sendable {
         var index = 0
         var delta: Delta
-        var finish_reason: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(delta, forKey: .delta)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finish_reason, forKey: .finish_reason)
-        }
-
-        enum CodingKeys: String, CodingKey { case index, delta, logprobs, finish_reason }
+        var logprobs = OrNull<String>(nil)
+        var finish_reason: OrNull<String>
     }
 
     struct Delta: Encodable, Sendable {
         var role: String?
         var content: String?
+    }
+}
+
+/// An optional that OpenAI's answers write as `null` rather than leave out.
+struct OrNull<Wrapped: Encodable & Sendable>: Encodable, Sendable {
+    var value: Wrapped?
+
+    init(_ value: Wrapped?) { self.value = value }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let value { try c.encode(value) } else { try c.encodeNil() }
     }
 }
 

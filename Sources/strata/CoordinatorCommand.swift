@@ -37,12 +37,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         var settings = try cluster.settings(model: modelOptions, workers: endpoints)
         settings.maxWaiting = serve.maxWaiting
         if serve.address != nil {
-            let settings = settings
-            let c = try await serveHTTP(try serve.serverSettings(model: settings.model), chatTemplate: prompts.chatTemplate) {
-                try Cluster(settings: settings, log: { writeErr("coordinator: \($0)\n") })
+            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: stopWorkers) {
+                writeErr("coordinator: \($0)\n")
             }
-            c?.shutdown(stopWorkers: stopWorkers)
-            return
         }
         let c = try Cluster(settings: settings, log: { writeErr("coordinator: \($0)\n") })
         defer { c.shutdown(stopWorkers: stopWorkers) }

@@ -44,12 +44,9 @@ struct LocalCommand: AsyncParsableCommand {
         settings.maxWaiting = serve.maxWaiting
         let verbose = self.verbose
         if serve.address != nil {
-            let settings = settings
-            let c = try await serveHTTP(try serve.serverSettings(model: settings.model), chatTemplate: prompts.chatTemplate) {
-                try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
+            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: true) {
+                if verbose { writeErr("coordinator: \($0)\n") }
             }
-            c?.shutdown(stopWorkers: true)
-            return
         }
         let c = try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
         defer { c.shutdown(stopWorkers: true) }

@@ -53,6 +53,16 @@ struct ServeOptions: ParsableArguments {
     }
 }
 
+/// `--http`: builds the cluster behind the API, serves until SIGINT or SIGTERM, then shuts the
+/// cluster down.
+func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTemplate: String?, stopWorkers: Bool,
+                  log: @escaping @Sendable (String) -> Void) async throws {
+    let c = try await serveHTTP(try serve.serverSettings(model: settings.model), chatTemplate: chatTemplate) {
+        try Cluster(settings: settings, log: log)
+    }
+    c?.shutdown(stopWorkers: stopWorkers)
+}
+
 /// Serves the HTTP API while `makeCluster` connects and loads the stages (until then /health
 /// answers 503), until SIGINT or SIGTERM. Returns the cluster, if it came up, for shutting down.
 func serveHTTP(_ settings: ServerSettings, chatTemplate: String?,
