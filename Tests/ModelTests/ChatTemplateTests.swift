@@ -61,7 +61,7 @@ private func render(_ t: ChatTemplate, bos: String = "<s>", eos: String = "</s>"
 }
 
 @Test func smolLM2PromptMatchesTheReferencePrompts() {
-    // shared/refs/greedy_f32.json "chat_2plus2" was made from exactly this text: llama.cpp's
+    // Tests/References/greedy_f32.json "chat_2plus2" was made from exactly this text: llama.cpp's
     // legacy path does not run the Jinja, so SmolLM2's default system message is not added.
     let template = ChatTemplate.detect(from: ChatFixtures.smolLM2)
     #expect(template == .chatML)

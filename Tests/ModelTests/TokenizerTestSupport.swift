@@ -3,7 +3,7 @@ import Foundation
 import StrataModel
 
 /// Where the tokenizer tests find their inputs: the default model under `<package>/models/`
-/// (git-ignored) and the llama.cpp references under `<package>/../shared/refs/`.
+/// (git-ignored) and the llama.cpp references under `Tests/References/`.
 enum TokenizerFixtures {
     static let refs = TestPaths.refs
     static let smolPath = TestPaths.defaultModel

@@ -1,10 +1,10 @@
 import Foundation
 
-/// Where the package, the shared references, the cached default model and the built `strata`
-/// binary are.
+/// Where the package, the reference outputs the tests compare against (`Tests/References`, in the
+/// repository), the cached default model and the built `strata` binary are.
 public enum TestPaths {
     public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    public static let refs = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/refs")
+    public static let refs = packageRoot.appendingPathComponent("Tests/References")
     public static let defaultModel = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
     public static func ref(_ name: String) -> URL { refs.appendingPathComponent(name) }

@@ -6,7 +6,7 @@
 /// itself. Whatever the Jinja adds beyond the format — a default system message (SmolLM2's
 /// "You are a helpful AI assistant named SmolLM, trained by Hugging Face"), date strings, tool
 /// blocks — is therefore not added, exactly as in llama.cpp's legacy path. The references in
-/// `shared/refs/greedy_f32.json` were made that way: the "chat" prompts are
+/// `Tests/References/greedy_f32.json` were made that way: the "chat" prompts are
 /// `<|im_start|>user\n…<|im_end|>\n<|im_start|>assistant\n` with no system turn.
 ///
 /// `llama2` and its variants cover Mistral's `[INST]` formats too; the variants differ in how a
