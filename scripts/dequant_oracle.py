@@ -9,7 +9,8 @@
         (bit-exact with ggml's quantize_row_q8_0_ref). gguf has no Q8_1 or Q8_K quantizer, so those
         two are computed here in numpy, transcribing ggml's quantize_row_q8_1_ref / q8_K_ref.
 
-TYPE is a ggml type name (F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, Q8_1, Q8_K).
+TYPE is a ggml type name (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS,
+Q8_1, Q8_K).
 Exits non-zero with a message on stderr when numpy or gguf is missing or a type is unknown.
 """
 import sys

@@ -147,7 +147,8 @@ AVX2_INLINE void deq_half(const uint8_t *row, int64_t k0, int64_t len, float *ds
     for (; k < len; k++) dst[k] = bf16 ? qk_bf2f(ld16(p + 2 * k)) : _cvtsh_ss(ld16(p + 2 * k));
 }
 
-static AVX2_FN void deq_row(uint32_t type, const uint8_t *row, int64_t k0, int64_t len, float *dst) {
+/// Elements [k0, k0 + len) of one weight row (whole blocks) to f32, in dst (32-byte aligned).
+AVX2_FN void qk_avx2_dequantize_row(uint32_t type, const uint8_t *row, int64_t k0, int64_t len, float *dst) {
     switch (type) {
     case QK_F16: deq_half(row, k0, len, dst, 0); break;
     case QK_BF16: deq_half(row, k0, len, dst, 1); break;
@@ -157,7 +158,12 @@ static AVX2_FN void deq_row(uint32_t type, const uint8_t *row, int64_t k0, int64
     case QK_Q4_K: deq_kmin(row, k0, len, dst, 0); break;
     case QK_Q5_K: deq_kmin(row, k0, len, dst, 1); break;
     case QK_Q6_K: deq_q6_K(row, k0, len, dst); break;
-    default: break;
+    default: {
+        // Types without a vector dequantizer here (Q5_0, Q5_1, IQ4_NL, IQ4_XS): the scalar one.
+        const int64_t be = qk_weight_block_elements(type);
+        qk_ref_dequantize(type, row + (size_t)(k0 / be) * qk_weight_block_bytes(type), dst, len);
+        break;
+    }
     }
 }
 
@@ -214,7 +220,7 @@ static AVX2_FN void panel_matmul(uint32_t type, const uint8_t *W, size_t rb, int
                 A = (const float *)w0 + k0;
                 lda = (int64_t)(rb / 4);
             } else {
-                for (int i = 0; i < R; i++) deq_row(type, w0 + (size_t)i * rb, k0, len, panel + i * KC);
+                for (int i = 0; i < R; i++) qk_avx2_dequantize_row(type, w0 + (size_t)i * rb, k0, len, panel + i * KC);
                 A = panel;
                 lda = KC;
             }
@@ -376,14 +382,8 @@ DEC(QK_Q8_0, dec_q8_0)
 
 AVX2_FN int qk_avx2_matmul_f32x(uint32_t type, const void *W, size_t rb, int64_t n, int64_t r0, int64_t r1,
                                 const float *X, int64_t xs, int64_t nTok, float *Y, int64_t ys) {
-    int64_t bsz;
-    switch (type) {
-    case QK_F32: case QK_F16: case QK_BF16: bsz = 1; break;
-    case QK_Q4_0: case QK_Q4_1: case QK_Q8_0: bsz = 32; break;
-    case QK_Q4_K: case QK_Q5_K: case QK_Q6_K: bsz = 256; break;
-    default: return -1;
-    }
-    if (n < 0 || n % bsz) return -1;
+    const int64_t bsz = qk_weight_block_elements(type);
+    if (!bsz || n < 0 || n % bsz) return -1;
     if (r1 <= r0 || nTok <= 0) return 0;
     if (n == 0) {
         for (int64_t t = 0; t < nTok; t++)

@@ -23,10 +23,14 @@ static size_t weight_row_bytes(uint32_t w, int64_t n) {
     case QK_F16: case QK_BF16: return (size_t)n * 2;
     case QK_Q4_0: return (size_t)(n / QK32) * sizeof(qk_block_q4_0);
     case QK_Q4_1: return (size_t)(n / QK32) * sizeof(qk_block_q4_1);
+    case QK_Q5_0: return (size_t)(n / QK32) * sizeof(qk_block_q5_0);
+    case QK_Q5_1: return (size_t)(n / QK32) * sizeof(qk_block_q5_1);
+    case QK_IQ4_NL: return (size_t)(n / QK32) * sizeof(qk_block_iq4_nl);
     case QK_Q8_0: return (size_t)(n / QK32) * sizeof(qk_block_q8_0);
     case QK_Q4_K: return (size_t)(n / QKK) * sizeof(qk_block_q4_K);
     case QK_Q5_K: return (size_t)(n / QKK) * sizeof(qk_block_q5_K);
     case QK_Q6_K: return (size_t)(n / QKK) * sizeof(qk_block_q6_K);
+    case QK_IQ4_XS: return (size_t)(n / QKK) * sizeof(qk_block_iq4_xs);
     default: return 0;
     }
 }
@@ -54,8 +58,11 @@ static void fill_weights(uint32_t w, uint8_t *p, size_t bytes, uint64_t *seed) {
     const uint16_t small = qk_f2h(0.01f);
     size_t block = 0;
     switch (w) {
-    case QK_Q4_0: block = 18; break;
+    case QK_Q4_0: case QK_IQ4_NL: block = 18; break;
     case QK_Q4_1: block = 20; break;
+    case QK_Q5_0: block = 22; break;
+    case QK_Q5_1: block = 24; break;
+    case QK_IQ4_XS: block = 136; break;
     case QK_Q8_0: block = 34; break;
     case QK_Q4_K: block = 144; break;
     case QK_Q5_K: block = 176; break;
@@ -66,7 +73,7 @@ static void fill_weights(uint32_t w, uint8_t *p, size_t bytes, uint64_t *seed) {
         if (w == QK_Q6_K) memcpy(p + off + 208, &small, 2);
         else {
             memcpy(p + off, &small, 2);
-            if (w == QK_Q4_1 || w == QK_Q4_K || w == QK_Q5_K) memcpy(p + off + 2, &small, 2);
+            if (w == QK_Q4_1 || w == QK_Q5_1 || w == QK_Q4_K || w == QK_Q5_K) memcpy(p + off + 2, &small, 2);
         }
     }
 }
@@ -76,7 +83,7 @@ static void fill_weights(uint32_t w, uint8_t *p, size_t bytes, uint64_t *seed) {
 static size_t make_activations(qk_bench_kind kind, uint32_t w, int64_t n, int64_t nTok, uint8_t **out, uint64_t *seed) {
     const size_t stride = kind == QK_BENCH_F32X ? (size_t)n * 4
                         : kind == QK_BENCH_Q16 ? qk_q16_row_bytes(n) : qk_activation_row_bytes(w, n);
-    if (!stride || (kind == QK_BENCH_Q16 && w != QK_Q4_0 && w != QK_Q4_1 && w != QK_Q8_0)) return 0;
+    if (!stride || (kind == QK_BENCH_Q16 && !qk_q16_supports(w))) return 0;
     float *xf = malloc((size_t)n * 4);
     *out = malloc(stride * (size_t)nTok);
     if (!xf || !*out) { free(xf); free(*out); *out = NULL; return 0; }

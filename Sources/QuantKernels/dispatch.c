@@ -3,6 +3,7 @@
 #include "qk_internal.h"
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 
 int qk_cpu_features(void) {
@@ -24,6 +25,7 @@ typedef struct {
     qk_matmul_fn matmul[TYPE_SLOTS];
     qk_matmul_f32x_fn matmul_f32x;
     qk_matmul_q16_fn matmul_q16;
+    qk_quantize_q16_fn quantize_q16;
     float (*dot_f32)(const float *, const float *, int64_t);
     void (*axpy_f32)(float, const float *, float *, int64_t);
     const char *isa;
@@ -42,13 +44,48 @@ static int avx2_usable(void) {
 #endif
 }
 
+/// The q16 kernels of avx512_q16.c need F, BW and VL (and the OS saving zmm state, which
+/// __builtin_cpu_supports checks through XGETBV), plus AVX2's FMA and F16C, and BMI2.
+static int avx512_usable(void) {
+#if defined(__x86_64__)
+    return avx2_usable() && (qk_cpu_features() & QK_FEATURE_AVX512) && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("bmi2");
+#else
+    return 0;
+#endif
+}
+
+enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI };
+
+/// The best level this CPU runs, capped by STRATA_ISA ("scalar", "avx2", "avx512") if set.
+static int isa_level(void) {
+    int level = ISA_SCALAR;
+    if (avx2_usable()) {
+        level = ISA_AVX2;
+        if (avx512_usable()) level = (qk_cpu_features() & QK_FEATURE_AVX512VNNI) ? ISA_AVX512VNNI : ISA_AVX512;
+    }
+    const char *cap = getenv("STRATA_ISA");
+    if (cap) {
+        const int c = !strcmp(cap, "scalar") ? ISA_SCALAR : !strcmp(cap, "avx2") ? ISA_AVX2
+                    : !strcmp(cap, "avx512") ? ISA_AVX512 : ISA_AVX512VNNI;
+        if (c < level) level = c;
+    }
+    return level;
+}
+
 static void fill_table(kernel_table *t) {
-    const int avx2 = avx2_usable();
-    t->isa = avx2 ? "avx2" : "scalar";
+    const int level = isa_level();
+    const int avx2 = level >= ISA_AVX2;
+    static const char *const names[] = {"scalar", "avx2", "avx512", "avx512vnni"};
+    t->isa = names[level];
     t->dot_f32 = avx2 ? qk_avx2_dot_f32 : qk_ref_dot_f32;
     t->axpy_f32 = avx2 ? qk_avx2_axpy_f32 : qk_ref_axpy_f32;
-    t->matmul_f32x = avx2 ? qk_avx2_matmul_f32x : qk_ref_matmul_f32x;
-    t->matmul_q16 = avx2 ? qk_avx2_matmul_q16 : qk_ref_matmul_q16;
+    t->matmul_f32x = level >= ISA_AVX512 ? qk_avx512_matmul_f32x : avx2 ? qk_avx2_matmul_f32x : qk_ref_matmul_f32x;
+    // AVX-512 only for the q16 decode product and its activation quantization.
+    t->matmul_q16 = level == ISA_AVX512VNNI ? qk_avx512vnni_matmul_q16
+                  : level == ISA_AVX512 ? qk_avx512_matmul_q16
+                  : avx2 ? qk_avx2_matmul_q16 : qk_ref_matmul_q16;
+    t->quantize_q16 = level >= ISA_AVX512 ? qk_avx512_quantize_q16 : qk_ref_quantize_q16;
     for (uint32_t type = 0; type < TYPE_SLOTS; type++) {
         qk_matmul_fn fast = avx2 ? qk_avx2_matmul_for(type) : NULL;
         t->matmul[type] = fast ? fast : qk_ref_matmul_for(type);
@@ -136,6 +173,8 @@ int qk_matmul_q16(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t
                   const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
     return kernels()->matmul_q16(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);
 }
+
+void qk_quantize_q16(const float *x, void *dst, int64_t n) { kernels()->quantize_q16(x, dst, n); }
 
 int qk_matmul_q16_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                       const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {

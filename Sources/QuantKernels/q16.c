@@ -1,17 +1,15 @@
-// Quantized weights (Q4_0, Q4_1, Q8_0) times activations in 16-bit fixed point (qk_matmul_q16):
-// the format, its scalar reference, and AVX2 decode kernels that multiply int16 weights by int16
-// activations with vpmaddwd (16 MACs per instruction) and touch floats once per 32-element block.
+// Quantized weights times activations in 16-bit fixed point (qk_matmul_q16): the format, the
+// scalar reference for every weight type it takes, and AVX2 decode kernels for Q4_0, Q4_1 and Q8_0
+// (other types fall back to the reference on AVX2-only machines; avx512_q16.c has them all) that
+// multiply int16 weights by int16 activations with vpmaddwd and touch floats once per 32-element block.
 //
-// Per block b of one row and token: isum = sum_j qw[j] * qx[j] (exact in int32: at most
-// 127 * 32767 * 32 < 2^31), then y += (dw * dx) * isum, plus for Q4_1 mw * sx (sx the exact f32
-// block sum of the unquantized activations, so the min term carries no activation-rounding error).
-// Q4_0 weights enter as q - 8.
+// Per 32-element block b of one row and token (16-element sub-block for Q6_K): isum = sum_j qw[j] * qx[j]
+// exact in int32, then y += (weight scale * dx) * isum, plus a min term through the block's exact f32
+// activation sum s where the weight type has one (Q4_1, Q5_1: + m * s; Q4_K, Q5_K: - dmin*m_j * s),
+// so that term carries no activation-rounding error. Signed codes enter the integer sum centred:
+// Q4_0 as q - 8, Q5_0 as q - 16, Q6_K as q - 32 (the rounding error then scales with |w|, not |q|).
 #include "QuantKernels.h"
 #include "qk_internal.h"
-
-/// One block of 32 activations: x[j] ~= d * q[j], d = amax / 32767, s = x[0] + ... + x[31] in f32.
-typedef struct { float d, s; int16_t q[32]; } qk_block_q16;
-_Static_assert(sizeof(qk_block_q16) == 72, "q16");
 
 size_t qk_q16_row_bytes(int64_t n) { return n < 0 ? 0 : (size_t)(n / QK32) * sizeof(qk_block_q16); }
 
@@ -23,7 +21,7 @@ static inline int q16_round_away(double v) {
     return i < -32767 ? -32767 : i > 32767 ? 32767 : i;
 }
 
-void qk_quantize_q16(const float *x, void *dst, int64_t n) {
+void qk_ref_quantize_q16(const float *x, void *dst, int64_t n) {
     qk_block_q16 *y = dst;
     for (int64_t i = 0; i < n / QK32; i++, x += 32) {
         float amax = 0.0f, s = 0.0f;
@@ -34,20 +32,33 @@ void qk_quantize_q16(const float *x, void *dst, int64_t n) {
         }
         const float d = amax / 32767.0f;
         qk_block_q16 b;
-        b.d = d;
-        b.s = s;
+        // NaN (from NaN inputs) stored as the one quiet NaN 0x7FC00000: which payload an f32 sum
+        // or max of NaNs keeps depends on operand order, which compilers may swap.
+        b.d = d == d ? d : qk_u2f(0x7FC00000u);
+        b.s = s == s ? s : qk_u2f(0x7FC00000u);
         // x/d in double (not x * (1/d) in f32) keeps every element within d/2 of d*q, up to 2^-30 d.
         for (int j = 0; j < 32; j++) b.q[j] = (int16_t)(d != 0.0f ? q16_round_away((double)x[j] / (double)d) : 0);
         memcpy(&y[i], &b, sizeof b);
     }
 }
 
-static int q16_type_ok(uint32_t t) { return t == QK_Q4_0 || t == QK_Q4_1 || t == QK_Q8_0; }
+int qk_q16_supports(uint32_t t) {
+    switch (t) {
+    case QK_Q4_0: case QK_Q4_1: case QK_Q5_0: case QK_Q5_1: case QK_Q8_0: case QK_IQ4_NL:
+    case QK_Q4_K: case QK_Q5_K: case QK_Q6_K: case QK_IQ4_XS: return 1;
+    default: return 0;
+    }
+}
 
-/// Checks shared by both entry points: -1 (Y untouched) for a bad type or n, 1 when there is
-/// nothing to compute (after zeroing Y for n == 0), 0 to go on.
-static int q16_prologue(uint32_t t, int64_t n, int64_t r0, int64_t r1, int64_t nTok, float *Y, int64_t ys) {
-    if (!q16_type_ok(t) || n < 0 || n % QK32) return -1;
+/// Elements per weight block: 256 for the K-quants and IQ4_XS, 32 for the rest, 0 if unsupported.
+static int64_t q16_block_elems(uint32_t t) {
+    if (!qk_q16_supports(t)) return 0;
+    return t == QK_Q4_K || t == QK_Q5_K || t == QK_Q6_K || t == QK_IQ4_XS ? QKK : QK32;
+}
+
+int qk_q16_prologue(uint32_t t, int64_t n, int64_t r0, int64_t r1, int64_t nTok, float *Y, int64_t ys) {
+    const int64_t be = q16_block_elems(t);
+    if (!be || n < 0 || n % be) return -1;
     if (r1 <= r0 || nTok <= 0) return 1;
     if (n == 0) {
         for (int64_t tk = 0; tk < nTok; tk++)
@@ -57,43 +68,151 @@ static int q16_prologue(uint32_t t, int64_t n, int64_t r0, int64_t r1, int64_t n
     return 0;
 }
 
+// MARK: - Scalar reference
+
+// One row against one token, nb 32-element activation blocks. Every integer sum below has at most
+// 32 terms of |weight int| <= 128 times |q| <= 32767, so |isum| < 2^7 * 2^15 * 2^5 = 2^27: no int32
+// overflow. Float arithmetic is sequential, one (scale * dx) * isum (+ offset * s) per (sub-)block.
+
+/// The 32 values of a 32-element block with 4-bit codes: element j in the low nibble of qs[j],
+/// element j + 16 in the high nibble (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS sub-blocks).
+static inline void nibbles32(const uint8_t qs[16], int q[32]) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = qs[j] & 0xF;
+        q[j + 16] = qs[j] >> 4;
+    }
+}
+
+static inline int32_t isum32(const int q[32], const int16_t *x) {
+    int32_t s = 0;
+    for (int j = 0; j < 32; j++) s += q[j] * x[j];
+    return s;
+}
+
+static float q16_dot_ref(uint32_t type, const uint8_t *row, const qk_block_q16 *x, int64_t nb) {
+    float acc = 0.0f;
+    int q[32];
+    if (type == QK_Q4_K || type == QK_Q5_K || type == QK_Q6_K || type == QK_IQ4_XS) {
+        for (int64_t i = 0; i < nb / 8; i++) {
+            const qk_block_q16 *xb = x + 8 * i;
+            if (type == QK_Q4_K || type == QK_Q5_K) {
+                // x = d*sc_j*q - dmin*m_j per 32-element sub-block j; q = low nibbles of qs[32c..32c+31]
+                // for j = 2c, high nibbles for j = 2c+1 (+16 from bit j of qh[l] for Q5_K).
+                qk_block_q5_K w5;
+                qk_block_q4_K w4;
+                const uint8_t *scales, *qs, *qh = NULL;
+                float d, dmin;
+                if (type == QK_Q5_K) {
+                    memcpy(&w5, row + (size_t)i * sizeof w5, sizeof w5);
+                    d = qk_h2f(w5.d), dmin = qk_h2f(w5.dmin), scales = w5.scales, qs = w5.qs, qh = w5.qh;
+                } else {
+                    memcpy(&w4, row + (size_t)i * sizeof w4, sizeof w4);
+                    d = qk_h2f(w4.d), dmin = qk_h2f(w4.dmin), scales = w4.scales, qs = w4.qs;
+                }
+                for (int j = 0; j < 8; j++) {
+                    uint8_t sc, m;
+                    qk_scale_min_k4(j, scales, &sc, &m);
+                    for (int l = 0; l < 32; l++) {
+                        q[l] = (j & 1) ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0xF;
+                        if (qh) q[l] |= ((qh[l] >> j) & 1) << 4;
+                    }
+                    const float ds = d * (float)sc, dm = dmin * (float)m;
+                    acc += (ds * xb[j].d) * (float)isum32(q, xb[j].q);
+                    acc -= dm * xb[j].s;
+                }
+            } else if (type == QK_Q6_K) {
+                // x = d*scales[g]*(q-32) per 16-element sub-block g; see ref.c's unpack_q6_K.
+                qk_block_q6_K w;
+                memcpy(&w, row + (size_t)i * sizeof w, sizeof w);
+                const float d = qk_h2f(w.d);
+                for (int j = 0; j < 8; j++) {
+                    const int h = j / 4, c = j % 4;  // 128-element half, 32-element quarter within it
+                    const uint8_t *ql = w.ql + 64 * h + 32 * (c & 1), *qh = w.qh + 32 * h;
+                    for (int l = 0; l < 32; l++)
+                        q[l] = (((c & 2) ? ql[l] >> 4 : ql[l] & 0xF) | (((qh[l] >> (2 * c)) & 3) << 4)) - 32;
+                    for (int g = 0; g < 2; g++) {
+                        int32_t s = 0;
+                        for (int l = 16 * g; l < 16 * g + 16; l++) s += q[l] * xb[j].q[l];
+                        acc += (d * (float)w.scales[2 * j + g] * xb[j].d) * (float)s;
+                    }
+                }
+            } else {
+                // IQ4_XS: x = d*(ls_j-32)*kvalues[nibble] per 32-element sub-block j.
+                qk_block_iq4_xs w;
+                memcpy(&w, row + (size_t)i * sizeof w, sizeof w);
+                const float d = qk_h2f(w.d);
+                for (int j = 0; j < 8; j++) {
+                    const int ls = ((w.scales_l[j / 2] >> 4 * (j % 2)) & 0xF) | (((w.scales_h >> 2 * j) & 3) << 4);
+                    nibbles32(w.qs + 16 * j, q);
+                    for (int l = 0; l < 32; l++) q[l] = qk_iq4nl_values[q[l]];
+                    acc += (d * (float)(ls - 32) * xb[j].d) * (float)isum32(q, xb[j].q);
+                }
+            }
+        }
+        return acc;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        float dw, mw = 0.0f;
+        switch (type) {
+        case QK_Q8_0: {
+            qk_block_q8_0 w;
+            memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
+            dw = qk_h2f(w.d);
+            for (int j = 0; j < 32; j++) q[j] = w.qs[j];
+            break;
+        }
+        case QK_Q4_0: case QK_IQ4_NL: {  // same layout: d, 16 bytes of nibbles
+            qk_block_q4_0 w;
+            memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
+            dw = qk_h2f(w.d);
+            nibbles32(w.qs, q);
+            for (int j = 0; j < 32; j++) q[j] = type == QK_Q4_0 ? q[j] - 8 : qk_iq4nl_values[q[j]];
+            break;
+        }
+        case QK_Q4_1: {
+            qk_block_q4_1 w;
+            memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
+            dw = qk_h2f(w.d);
+            mw = qk_h2f(w.m);
+            nibbles32(w.qs, q);
+            break;
+        }
+        case QK_Q5_0: {
+            qk_block_q5_0 w;
+            memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
+            uint32_t qh;
+            memcpy(&qh, w.qh, 4);
+            dw = qk_h2f(w.d);
+            nibbles32(w.qs, q);
+            for (int j = 0; j < 32; j++) q[j] = (q[j] | (int)((qh >> j) & 1) << 4) - 16;
+            break;
+        }
+        default: {  // QK_Q5_1
+            qk_block_q5_1 w;
+            memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
+            uint32_t qh;
+            memcpy(&qh, w.qh, 4);
+            dw = qk_h2f(w.d);
+            mw = qk_h2f(w.m);
+            nibbles32(w.qs, q);
+            for (int j = 0; j < 32; j++) q[j] |= (int)((qh >> j) & 1) << 4;
+            break;
+        }
+        }
+        acc += (dw * x[b].d) * (float)isum32(q, x[b].q);
+        if (type == QK_Q4_1 || type == QK_Q5_1) acc += mw * x[b].s;
+    }
+    return acc;
+}
+
 int qk_ref_matmul_q16(uint32_t type, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                       const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
-    const int pro = q16_prologue(type, n, r0, r1, nTok, Y, yStride);
+    const int pro = qk_q16_prologue(type, n, r0, r1, nTok, Y, yStride);
     if (pro) return pro < 0 ? -1 : 0;
-    const int64_t nb = n / QK32;
     for (int64_t tk = 0; tk < nTok; tk++) {
         const qk_block_q16 *x = (const qk_block_q16 *)((const uint8_t *)X + (size_t)tk * xStride);
-        for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *row = (const uint8_t *)W + (size_t)r * rowBytes;
-            float acc = 0.0f;
-            for (int64_t b = 0; b < nb; b++) {
-                int32_t isum = 0;
-                float dw, mw = 0.0f;
-                if (type == QK_Q8_0) {
-                    qk_block_q8_0 w;
-                    memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
-                    dw = qk_h2f(w.d);
-                    for (int j = 0; j < 32; j++) isum += (int32_t)w.qs[j] * x[b].q[j];
-                } else if (type == QK_Q4_1) {
-                    qk_block_q4_1 w;
-                    memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
-                    dw = qk_h2f(w.d);
-                    mw = qk_h2f(w.m);
-                    for (int j = 0; j < 16; j++)
-                        isum += (int32_t)(w.qs[j] & 0xF) * x[b].q[j] + (int32_t)(w.qs[j] >> 4) * x[b].q[j + 16];
-                } else {
-                    qk_block_q4_0 w;
-                    memcpy(&w, row + (size_t)b * sizeof w, sizeof w);
-                    dw = qk_h2f(w.d);
-                    for (int j = 0; j < 16; j++)
-                        isum += (int32_t)((w.qs[j] & 0xF) - 8) * x[b].q[j] + (int32_t)((w.qs[j] >> 4) - 8) * x[b].q[j + 16];
-                }
-                acc += (dw * x[b].d) * (float)isum;
-                if (type == QK_Q4_1) acc += mw * x[b].s;
-            }
-            Y[tk * yStride + r] = acc;
-        }
+        for (int64_t r = r0; r < r1; r++)
+            Y[tk * yStride + r] = q16_dot_ref(type, (const uint8_t *)W + (size_t)r * rowBytes, x, n / QK32);
     }
     return 0;
 }
@@ -236,7 +355,9 @@ Q16_RUN(QK_Q8_0, q16_q8_0)
 
 AVX2_FN int qk_avx2_matmul_q16(uint32_t type, const void *W, size_t rb, int64_t n, int64_t r0, int64_t r1,
                                const void *X, size_t xs, int64_t nTok, float *Y, int64_t ys) {
-    const int pro = q16_prologue(type, n, r0, r1, nTok, Y, ys);
+    if (type != QK_Q4_0 && type != QK_Q4_1 && type != QK_Q8_0)
+        return qk_ref_matmul_q16(type, W, rb, n, r0, r1, X, xs, nTok, Y, ys);
+    const int pro = qk_q16_prologue(type, n, r0, r1, nTok, Y, ys);
     if (pro) return pro < 0 ? -1 : 0;
     switch (type) {
     case QK_Q4_0: q16_q4_0(W, rb, n, r0, r1, X, xs, nTok, Y, ys); break;

@@ -89,6 +89,62 @@ int qk_ref_dequantize(uint32_t type, const void *src, float *y, int64_t n) {
         }
         return 0;
     }
+    case QK_Q5_0: case QK_Q5_1: {
+        if (n % QK32) return -1;
+        const int has_min = type == QK_Q5_1;
+        const size_t bytes = has_min ? sizeof(qk_block_q5_1) : sizeof(qk_block_q5_0);
+        for (int64_t i = 0; i < n / QK32; i++, y += 32) {
+            const uint8_t *b = (const uint8_t *)src + (size_t)i * bytes;
+            uint16_t dh, mh = 0;
+            uint32_t qh;
+            memcpy(&dh, b, 2);
+            if (has_min) memcpy(&mh, b + 2, 2);
+            memcpy(&qh, b + (has_min ? 4 : 2), 4);
+            const uint8_t *qs = b + (has_min ? 8 : 6);
+            const float d = qk_h2f(dh), m = qk_h2f(mh);
+            for (int j = 0; j < 16; j++) {
+                const int lo = (qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+                const int hi = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+                if (has_min) {
+                    y[j] = d * (float)lo + m;
+                    y[j + 16] = d * (float)hi + m;
+                } else {
+                    y[j] = (float)(lo - 16) * d;
+                    y[j + 16] = (float)(hi - 16) * d;
+                }
+            }
+        }
+        return 0;
+    }
+    case QK_IQ4_NL: {
+        if (n % QK32) return -1;
+        const qk_block_iq4_nl *b = src;
+        for (int64_t i = 0; i < n / QK32; i++, y += 32) {
+            const float d = qk_h2f(b[i].d);
+            for (int j = 0; j < 16; j++) {
+                y[j] = d * (float)qk_iq4nl_values[b[i].qs[j] & 0xF];
+                y[j + 16] = d * (float)qk_iq4nl_values[b[i].qs[j] >> 4];
+            }
+        }
+        return 0;
+    }
+    case QK_IQ4_XS: {
+        if (n % QKK) return -1;
+        const qk_block_iq4_xs *b = src;
+        for (int64_t i = 0; i < n / QKK; i++) {
+            const float d = qk_h2f(b[i].d);
+            for (int ib = 0; ib < 8; ib++, y += 32) {
+                const int ls = ((b[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((b[i].scales_h >> 2 * ib) & 3) << 4);
+                const float dl = d * (float)(ls - 32);
+                const uint8_t *qs = b[i].qs + 16 * ib;
+                for (int j = 0; j < 16; j++) {
+                    y[j] = dl * (float)qk_iq4nl_values[qs[j] & 0xF];
+                    y[j + 16] = dl * (float)qk_iq4nl_values[qs[j] >> 4];
+                }
+            }
+        }
+        return 0;
+    }
     case QK_Q8_0: {
         if (n % QK32) return -1;
         const qk_block_q8_0 *b = src;
@@ -408,14 +464,7 @@ void qk_ref_axpy_f32(float a, const float *x, float *y, int64_t n) {
 // MARK: - Weights in their stored type times f32 activations
 
 /// Supported weight types for the f32-activation product, and their block sizes.
-static int64_t f32x_block(uint32_t t) {
-    switch (t) {
-    case QK_F32: case QK_F16: case QK_BF16: return 1;
-    case QK_Q4_0: case QK_Q4_1: case QK_Q8_0: return QK32;
-    case QK_Q4_K: case QK_Q5_K: case QK_Q6_K: return QKK;
-    default: return 0;
-    }
-}
+static int64_t f32x_block(uint32_t t) { return qk_weight_block_elements(t); }
 
 int qk_ref_matmul_f32x(uint32_t type, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                        const float *X, int64_t xStride, int64_t nTok, float *Y, int64_t yStride) {

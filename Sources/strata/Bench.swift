@@ -21,6 +21,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Option(help: "Also decode this many sequences together as one batch (after their prompts) and report the aggregate tokens/s, like llama-batched-bench's S_TG.")
+    var parallel: Int?
+
     @Option(help: "Also run the decode test through a local cluster of this many worker processes, with 1, 4 and 8 concurrent streams.")
     var workers: Int?
 
@@ -42,6 +45,19 @@ struct Bench: AsyncParsableCommand {
         var decode_tokens_per_second: Double
         var prefill_runs: [Double]
         var decode_runs: [Double]
+        var parallel_sequences: Int?
+        var parallel_decode_tokens_per_second: Double?
+        var parallel_decode_runs: [Double]?
+        /// Weight bytes one decode step reads, the GB/s decode reads them at, and the GB/s a plain
+        /// read of the same bytes on the same threads reaches (the bandwidth ceiling).
+        var decode_weight_bytes: Int
+        var decode_weight_gigabytes_per_second: Double
+        var weight_read_gigabytes_per_second: Double
+    }
+
+    func validate() throws {
+        guard prompt >= 1, generate >= 1, repetitions >= 1 else { throw ValidationError("--prompt, --generate and --repetitions must be at least 1") }
+        if let parallel, !(1 ... 256).contains(parallel) { throw ValidationError("--parallel must be between 1 and 256") }
     }
 
     func run() async throws {
@@ -49,7 +65,8 @@ struct Bench: AsyncParsableCommand {
         if let workers { return try runCluster(workers: workers) }
         let (_, engine, _) = try modelOptions.load()
         let tokens = benchTokens(max(prompt, generate), vocabularySize: engine.config.vocabSize)
-        let cache = engine.makeCache(maxSequences: 1)
+        // Room for the longest run only: a model's full context (32k for some) would reserve for nothing.
+        let cache = engine.makeCache(maxSequences: max(1, parallel ?? 1), contextLength: prompt + generate)
         let clock = ContinuousClock()
 
         func prefill() throws -> Double {
@@ -72,20 +89,52 @@ struct Bench: AsyncParsableCommand {
             return Double(generate) / (clock.now - start).benchSeconds
         }
 
+        /// `parallel` sequences, each after its own prompt (not timed), decode `generate` steps
+        /// together: one batch of `parallel` tokens per step.
+        func parallelDecode(_ n: Int) throws -> Double {
+            for s in 1 ... n { cache.release(SequenceID(s)) }
+            for s in 1 ... n {
+                let ids = (0 ..< prompt).map { tokens[($0 + s) % tokens.count] }
+                var x = try engine.embed(ids)
+                try engine.forward(&x, batch: ids.indices.map { BatchToken(sequence: SequenceID(s), position: $0) }, cache: cache)
+            }
+            let start = clock.now
+            for i in 0 ..< generate {
+                var x = try engine.embed((1 ... n).map { tokens[($0 + i) % tokens.count] })
+                try engine.forward(&x, batch: (1 ... n).map { BatchToken(sequence: SequenceID($0), position: prompt + i) }, cache: cache)
+                _ = try engine.logits(x, rows: Array(0 ..< n))
+            }
+            return Double(n * generate) / (clock.now - start).benchSeconds
+        }
+
         _ = try prefill()  // warm-up: page in the weights
         _ = try decode()
         let pp = try (0 ..< repetitions).map { _ in try prefill() }
         let tg = try (0 ..< repetitions).map { _ in try decode() }
+        let pd = try parallel.map { n in try (0 ..< repetitions).map { _ in try parallelDecode(n) } }
+        let bandwidth = engine.weightReadBandwidth()
         let out = Output(model: try modelOptions.path, precision: modelOptions.precision, threads: modelOptions.threads,
                          isa: String(cString: qk_isa_name()), prefill_tokens: prompt, decode_tokens: generate,
                          prefill_tokens_per_second: median(pp), decode_tokens_per_second: median(tg),
-                         prefill_runs: pp, decode_runs: tg)
+                         prefill_runs: pp, decode_runs: tg, parallel_sequences: parallel,
+                         parallel_decode_tokens_per_second: pd.map(median), parallel_decode_runs: pd,
+                         decode_weight_bytes: engine.decodeWeightBytes,
+                         decode_weight_gigabytes_per_second: median(tg) * Double(engine.decodeWeightBytes) / 1e9,
+                         weight_read_gigabytes_per_second: bandwidth)
         if json {
             print(try jsonString(out))
         } else {
             print("model      \(out.model) (\(out.precision), \(out.isa), \(out.threads) threads)")
             print(String(format: "pp%-4d     %8.1f tokens/s  (median of %d)", prompt, out.prefill_tokens_per_second, repetitions))
             print(String(format: "tg%-4d     %8.1f tokens/s  (median of %d)", generate, out.decode_tokens_per_second, repetitions))
+            print(String(format: "decode reads %.2f GB of weights per token: %.1f GB/s, %.0f%% of a plain read of them (%.1f GB/s)",
+                         Double(out.decode_weight_bytes) / 1e9, out.decode_weight_gigabytes_per_second,
+                         100 * out.decode_weight_gigabytes_per_second / out.weight_read_gigabytes_per_second,
+                         out.weight_read_gigabytes_per_second))
+            if let parallel, let tps = out.parallel_decode_tokens_per_second {
+                print(String(format: "tg%-4d x%-3d %7.1f tokens/s in all, %d sequences decoded as one batch (median of %d)",
+                             generate, parallel, tps, parallel, repetitions))
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ import Testing
     /// Every weight type's dequantization must equal gguf's exactly (same float operations in the
     /// same order: d*q + m as two roundings; F16 subnormals included).
     @Test func dequantizersMatchGGUF() throws {
-        let types: [GGMLType] = [.f16, .bf16, .q8_0, .q4_0, .q4_1, .q4_K, .q5_K, .q6_K]
+        let types: [GGMLType] = [.f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl, .q4_K, .q5_K, .q6_K, .iq4_xs]
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         var rng = SplitMix64(seed: 0x0DAC1E)

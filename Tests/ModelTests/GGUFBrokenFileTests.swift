@@ -199,7 +199,7 @@ import Testing
         #expect(loadError(broken { $0.put(type, at: $0.tensorFields("t.a").type) }) == .unknownTensorType(tensor: "t.a", type: type))
     }
 
-    @Test(arguments: [(UInt32(6), "Q5_0"), (16, "IQ2_XXS"), (10, "Q2_K"), (28, "F64"), (9, "Q8_1"), (15, "Q8_K")])
+    @Test(arguments: [(UInt32(11), "Q3_K"), (16, "IQ2_XXS"), (10, "Q2_K"), (28, "F64"), (9, "Q8_1"), (15, "Q8_K")])
     func unsupportedTensorType(type: UInt32, name: String) {
         #expect(loadError(broken { $0.put(type, at: $0.tensorFields("t.a").type) }) == .unsupportedTensorType(tensor: "t.a", type: name))
     }

@@ -12,7 +12,7 @@ import TestSupport
 /// summation order and FMA rounding (observed ~2e-7 * M). A wrong nibble, scale, row or token
 /// index moves a result by a sizeable fraction of M.
 @Suite struct KernelF32XTests {
-    static let weightTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q4_K, .q5_K, .q6_K]
+    static let weightTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl, .q4_K, .q5_K, .q6_K, .iq4_xs]
     static let relTol: Double = 1e-5
 
     /// Row lengths per type: the usual width, one that needs two 1024-element chunks, one block.
@@ -117,11 +117,11 @@ import TestSupport
     }
 
     @Test func unsupportedTypeLeavesOutputUntouched() {
-        let w = [UInt8](repeating: 0, count: 64)
-        let x = [Float](repeating: 1, count: 32)
+        let w = [UInt8](repeating: 0, count: 256)
+        let x = [Float](repeating: 1, count: 256)
         var y: [Float] = [42]
-        qk_matmul_f32x(6, w, 22, 32, 0, 1, x, 32, 1, &y, 1)      // Q5_0
-        qk_matmul_f32x_ref(6, w, 22, 32, 0, 1, x, 32, 1, &y, 1)
+        qk_matmul_f32x(10, w, 84, 256, 0, 1, x, 256, 1, &y, 1)      // Q2_K
+        qk_matmul_f32x_ref(10, w, 84, 256, 0, 1, x, 256, 1, &y, 1)
         qk_matmul_f32x(2, w, 18, 31, 0, 1, x, 32, 1, &y, 1)      // not a whole block
         #expect(y == [42])
     }

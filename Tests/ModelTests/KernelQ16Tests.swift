@@ -4,7 +4,9 @@ import StrataModel
 import Testing
 import TestSupport
 
-/// qk_quantize_q16 (16-bit activations) and qk_matmul_q16 (Q4_0/Q4_1/Q8_0 weights times them).
+/// qk_quantize_q16 (16-bit activations) and qk_matmul_q16 (every quantized weight type times them).
+/// The dispatched kernels are whatever this CPU runs best (AVX-512 with VNNI, AVX2, scalar);
+/// `.ci/run` runs these tests again with STRATA_ISA=avx2 and =scalar so each level is checked.
 ///
 /// q16 block layout (72 bytes): Float d, Float s, Int16 q[32]; x[j] ~= d*q[j], d = amax/32767,
 /// s = the block's f32 sum in order.
@@ -15,11 +17,18 @@ import TestSupport
 ///   A wrong nibble, scale, row or token moves a result by a sizeable fraction of M.
 /// - q16 vs the f32 product on dequantized weights: the product's error is
 ///   sum_blocks sum_{k in block} |dw*qw_k| * |x_k - dx*qx_k| <= sum_blocks (sum_k |dw*qw_k|) * dx/2
-///   (dw*qw_k = w_k for Q4_0/Q8_0; w_k - m for Q4_1, whose min term uses the exact sum s),
+///   (dw*qw_k = w_k for the types without a min; w_k minus the min term for Q4_1, Q5_1, Q4_K and
+///   Q5_K, whose min terms use the exact sum s),
 ///   i.e. at most sum|w| * amax/65534 per block; we allow that plus 1e-5 * M of f32 rounding, and
 ///   also require the error to be <= 1e-4 * M on activations with outliers.
 @Suite struct KernelQ16Tests {
-    static let weightTypes: [GGMLType] = [.q4_0, .q4_1, .q8_0]
+    static let weightTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q4_K, .q5_K, .q6_K, .iq4_xs]
+
+    /// Row lengths: the usual width, one block, and one with an odd number of blocks.
+    static func rowLengths(_ type: GGMLType) -> [Int] { type.blockSize == 256 ? [768, 256, 2304] : [576, 32, 2080] }
+
+    /// Offset of the f16 min field a type's blocks carry (the term computed through s), if any.
+    static func minOffset(_ type: GGMLType) -> Int? { [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) ? 2 : nil }
     static let blockBytes = 72
 
     /// Activations in [-1, 1] with about 2% outliers up to +-60 (a block's amax, hence d, grows).
@@ -87,16 +96,17 @@ import TestSupport
         }
     }
 
-    /// Fast kernel vs scalar reference over odd row ranges, padded strides and 1, 2, 3, 5 tokens.
+    /// Fast kernel vs scalar reference over odd row ranges, padded strides and batches of 1 to 17
+    /// tokens (tiles of every width, and a batch past the largest).
     @Test(arguments: weightTypes)
     func fastMatchesReference(type: GGMLType) {
         var rng = SplitMix64(seed: 0x0016_1000 + UInt64(type.rawValue))
-        for n in [576, 32, 2080] {
+        for n in Self.rowLengths(type) {
             let rows = 23, r0 = 1, r1 = 22
             let rowBytes = type.byteCount(elements: n)!
             let weights = KernelTestData.randomWeights(type, count: rows * n, rng: &rng)
             let wf = KernelTestData.dequantize(type, weights, count: rows * n)
-            for nTok in [1, 2, 3, 5] {
+            for nTok in [1, 2, 3, 4, 5, 7, 8, 9, 16, 17] {
                 let xStride = Int(qk_q16_row_bytes(Int64(n))) + 8, yStride = rows + 5
                 let x = Self.activations(n * nTok, rng: &rng)
                 let xq = Self.quantize(x, n: n, rows: nTok, stride: xStride)
@@ -133,14 +143,14 @@ import TestSupport
     @Test(arguments: weightTypes)
     func accuracyAgainstF32Product(type: GGMLType) {
         var rng = SplitMix64(seed: 0x0016_2000 + UInt64(type.rawValue))
-        let n = 576, rows = 9, nTok = 3
+        let n = type.blockSize == 256 ? 768 : 576, rows = 9, nTok = 3
         let rowBytes = type.byteCount(elements: n)!
         let weights = KernelTestData.randomWeights(type, count: rows * n, rng: &rng)
         let wf = KernelTestData.dequantize(type, weights, count: rows * n)
-        // dw*qw per element: the weights with Q4_1's min zeroed.
+        // dw*qw per element: the weights with the min field zeroed.
         var scaledQ = weights
-        if type == .q4_1 {
-            for b in stride(from: 0, to: scaledQ.count, by: type.blockBytes) { scaledQ[b + 2] = 0; scaledQ[b + 3] = 0 }
+        if let offset = Self.minOffset(type) {
+            for b in stride(from: 0, to: scaledQ.count, by: type.blockBytes) { scaledQ[b + offset] = 0; scaledQ[b + offset + 1] = 0 }
         }
         let wq = KernelTestData.dequantize(type, scaledQ, count: rows * n)
         let x = Self.activations(n * nTok, rng: &rng)
@@ -185,9 +195,9 @@ import TestSupport
         let xq = Self.quantize(x, n: n, rows: 1, stride: Int(qk_q16_row_bytes(Int64(n))))
         let cases: [(UInt32, Int)] = [
             (GGMLType.f32.rawValue, n), (GGMLType.f16.rawValue, n), (GGMLType.bf16.rawValue, n),
-            (GGMLType.q8_1.rawValue, n), (GGMLType.q4_K.rawValue, n), (GGMLType.q5_K.rawValue, n),
-            (GGMLType.q6_K.rawValue, n), (GGMLType.q8_K.rawValue, n), (999, n),
-            (GGMLType.q4_1.rawValue, 48), (GGMLType.q8_0.rawValue, 33),
+            (GGMLType.q8_1.rawValue, n), (GGMLType.q8_K.rawValue, n), (999, n),
+            (GGMLType.q4_1.rawValue, 48), (GGMLType.q8_0.rawValue, 33), (GGMLType.q4_K.rawValue, 320),
+            (GGMLType.iq4_xs.rawValue, 32),
         ]
         for (type, len) in cases {
             for useRef in [false, true] {
@@ -202,6 +212,13 @@ import TestSupport
                 #expect(rc == -1, "type \(type) n \(len) ref \(useRef)")
                 #expect(y.allSatisfy { $0.isNaN }, "type \(type) n \(len) ref \(useRef) wrote Y")
             }
+        }
+    }
+
+    @Test func supportsEveryQuantizedWeightType() {
+        for type in GGMLType.allCases {
+            let expected = Self.weightTypes.contains(type)
+            #expect((qk_q16_supports(type.rawValue) != 0) == expected, "\(type)")
         }
     }
 }

@@ -14,8 +14,8 @@ enum KernelTestData {
     /// Offsets of the half-precision scale fields in one block of a quantized weight type.
     static func scaleOffsets(_ type: GGMLType) -> [Int] {
         switch type {
-        case .q4_0, .q8_0: [0]
-        case .q4_1, .q4_K, .q5_K: [0, 2]
+        case .q4_0, .q5_0, .q8_0, .iq4_nl, .iq4_xs: [0]
+        case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
         case .q6_K: [208]
         default: []
         }

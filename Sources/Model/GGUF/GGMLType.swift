@@ -7,20 +7,24 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case f16 = 1
     case q4_0 = 2
     case q4_1 = 3
+    case q5_0 = 6
+    case q5_1 = 7
     case q8_0 = 8
     case q8_1 = 9
     case q4_K = 12
     case q5_K = 13
     case q6_K = 14
     case q8_K = 15
+    case iq4_nl = 20
+    case iq4_xs = 23
     case bf16 = 30
 
     /// Elements per block.
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: 1
-        case .q4_0, .q4_1, .q8_0, .q8_1: 32
-        case .q4_K, .q5_K, .q6_K, .q8_K: 256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl: 32
+        case .q4_K, .q5_K, .q6_K, .q8_K, .iq4_xs: 256
         }
     }
 
@@ -31,12 +35,16 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .f16, .bf16: 2
         case .q4_0: 18   // f16 d, 16 bytes of nibbles
         case .q4_1: 20   // f16 d, f16 m, 16 bytes of nibbles
+        case .q5_0: 22   // f16 d, 32 high bits, 16 bytes of nibbles
+        case .q5_1: 24   // f16 d, f16 m, 32 high bits, 16 bytes of nibbles
+        case .iq4_nl: 18 // f16 d, 16 bytes of indices into a 16-level table
         case .q8_0: 34   // f16 d, 32 int8
         case .q8_1: 36   // f16 d, f16 s (= d * sum), 32 int8
         case .q4_K: 144  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
         case .q5_K: 176  // as q4_K plus 32 bytes of high bits
         case .q6_K: 210  // 128 low nibbles, 64 high 2-bit, 16 int8 scales, f16 d
         case .q8_K: 292  // f32 d, 256 int8, 16 int16 block sums
+        case .iq4_xs: 136 // f16 d, u16 high scale bits, 4 bytes of low scale bits, 128 bytes of indices
         }
     }
 

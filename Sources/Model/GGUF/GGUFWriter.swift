@@ -19,11 +19,23 @@ import Darwin
 /// try w.write(to: path)
 /// ```
 public struct GGUFWriter: Sendable {
+    /// Hands bytes to the writer; a producer calls it as often as it likes, in order.
+    public typealias Emit = (UnsafeRawBufferPointer) -> Void
+    /// Makes a tensor's bytes at write time, a chunk at a time, so that a file larger than memory
+    /// can be written without holding it.
+    public typealias Producer = @Sendable (_ emit: Emit) -> Void
+
+    private enum Payload: Sendable {
+        case bytes([UInt8])
+        case produced(Producer)
+    }
+
     private struct Tensor: Sendable {
         let name: String
         let dims: [Int]
         let type: GGMLType
-        let data: [UInt8]
+        let byteCount: Int
+        let payload: Payload
     }
 
     /// 2 or 3. The two differ only in the number: both have 64-bit counts and lengths.
@@ -51,6 +63,22 @@ public struct GGUFWriter: Sendable {
     /// Adds a tensor. `dims` are innermost first (a matrix of `rows` rows of `cols` elements has
     /// `dims == [cols, rows]`), `data` its bytes in ggml's layout for `type`.
     public mutating func addTensor(name: String, dims: [Int], type: GGMLType, data: [UInt8]) throws(GGUFError) {
+        let expected = try checkedByteCount(name: name, dims: dims, type: type)
+        guard data.count == expected else { throw .tensorDataSize(tensor: name, expected: expected, got: data.count) }
+        tensorNames.insert(name)
+        tensors.append(Tensor(name: name, dims: dims, type: type, byteCount: expected, payload: .bytes(data)))
+    }
+
+    /// Adds a tensor whose bytes `producer` emits while the file is written (exactly the size
+    /// `dims` and `type` give; writing fails otherwise).
+    public mutating func addTensor(name: String, dims: [Int], type: GGMLType, producer: @escaping Producer) throws(GGUFError) {
+        let expected = try checkedByteCount(name: name, dims: dims, type: type)
+        tensorNames.insert(name)
+        tensors.append(Tensor(name: name, dims: dims, type: type, byteCount: expected, payload: .produced(producer)))
+    }
+
+    /// The byte size of a new tensor, after checking its name and shape.
+    private func checkedByteCount(name: String, dims: [Int], type: GGMLType) throws(GGUFError) -> Int {
         guard !tensorNames.contains(name) else { throw .duplicateTensor(name) }
         guard (1 ... 4).contains(dims.count) else { throw .badDimensionCount(tensor: name, nDims: UInt32(dims.count)) }
         guard dims.allSatisfy({ $0 >= 1 }) else { throw .badDimension(tensor: name, dims: dims.map { Int64($0) }) }
@@ -64,9 +92,7 @@ public struct GGUFWriter: Sendable {
             throw .notBlockAligned(tensor: name, type: type.description, elements: Int64(dims[0]), blockSize: type.blockSize)
         }
         guard let expected = type.byteCount(elements: elements) else { throw .sizeOverflow(tensor: name) }
-        guard data.count == expected else { throw .tensorDataSize(tensor: name, expected: expected, got: data.count) }
-        tensorNames.insert(name)
-        tensors.append(Tensor(name: name, dims: dims, type: type, data: data))
+        return expected
     }
 
     /// Adds an f32 tensor from its values (innermost dimension varying fastest).
@@ -88,17 +114,24 @@ public struct GGUFWriter: Sendable {
         var next = 0
         for t in tensors {
             offsets.append(next)
-            next = Self.padded(next + t.data.count, alignment)
+            next = Self.padded(next + t.byteCount, alignment)
         }
         return offsets
     }
 
-    /// The whole file.
+    /// The whole file, in memory. A producer that emits the wrong number of bytes is a
+    /// programmer error here (`write(to:)` reports it as an error).
     public func bytes() -> [UInt8] {
         var out = headerBytes()
         for t in tensors {
-            out += t.data
-            out += [UInt8](repeating: 0, count: Self.padded(t.data.count, alignment) - t.data.count)
+            let start = out.count
+            switch t.payload {
+            case let .bytes(data): out += data
+            case let .produced(producer): producer { out.append(contentsOf: $0) }
+            }
+            precondition(out.count - start == t.byteCount,
+                         "GGUFWriter: tensor '\(t.name)' produced \(out.count - start) bytes; expected \(t.byteCount)")
+            out += [UInt8](repeating: 0, count: Self.padded(t.byteCount, alignment) - t.byteCount)
         }
         return out
     }
@@ -116,8 +149,23 @@ public struct GGUFWriter: Sendable {
         }
         try Self.writeAll(fd, headerBytes(), path: temp)
         for t in tensors {
-            try Self.writeAll(fd, t.data, path: temp)
-            try Self.writeAll(fd, [UInt8](repeating: 0, count: Self.padded(t.data.count, alignment) - t.data.count), path: temp)
+            switch t.payload {
+            case let .bytes(data):
+                try Self.writeAll(fd, data, path: temp)
+            case let .produced(producer):
+                // The producer cannot throw: the first failed write is kept and ends the file.
+                var written = 0
+                var failure: GGUFError?
+                producer { chunk in
+                    guard failure == nil else { return }
+                    do throws(GGUFError) { try Self.writeAll(fd, chunk, path: temp) } catch { failure = error }
+                    written += chunk.count
+                }
+                if let failure { throw failure }
+                guard written == t.byteCount else { throw .tensorDataSize(tensor: t.name, expected: t.byteCount, got: written) }
+            }
+            let padding = [UInt8](repeating: 0, count: Self.padded(t.byteCount, alignment) - t.byteCount)
+            try Self.writeAll(fd, padding, path: temp)
         }
         guard rename(temp, path) == 0 else {
             throw .cannotOpen(path: path, reason: "rename: " + String(cString: strerror(errno)))
@@ -197,9 +245,21 @@ public struct GGUFWriter: Sendable {
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(GGUFError) {
+        let failure: GGUFError? = bytes.withUnsafeBytes { raw in
+            do throws(GGUFError) {
+                try writeAll(fd, raw, path: path)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(GGUFError) {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { systemWrite(fd, $0.baseAddress! + done, $0.count - done) }
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw .cannotOpen(path: path, reason: "write: " + String(cString: strerror(errno))) }
             done += n

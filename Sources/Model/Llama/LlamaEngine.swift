@@ -187,9 +187,10 @@ public final class LlamaEngine {
         let pool = pool
         let rows = jobs[0].0.rows
         switch weights.precision {
-        case .fast where nTok <= 3 && jobs.allSatisfy({ Self.q16Types.contains($0.0.type) }):
-            // Decode: activations to 16-bit fixed point (error ≤ amax/65534 per block of 32) for
-            // integer multiply-adds; prompt batches stay in f32 (compute-bound GEMM).
+        case .fast where nTok <= Self.q16MaxTokens && jobs.allSatisfy({ qk_q16_supports($0.0.type.rawValue) != 0 }):
+            // Decode, one sequence or a batch of them: activations to 16-bit fixed point (error
+            // ≤ amax/65534 per block of 32) for integer multiply-adds, each weight block read once
+            // for all rows; prompt batches stay in f32 (a compute-bound GEMM).
             let cols = jobs[0].0.cols
             let rowBytes = qk_q16_row_bytes(Int64(cols))
             let xq = q16.reserve(bytes: nTok * rowBytes)
@@ -203,7 +204,10 @@ public final class LlamaEngine {
                 }
                 epilogue?(pool.share(of: rows, thread: tid, granule: 16))
             }
-        case .fast, .f32:
+        case .q8 where jobs.allSatisfy({ qk_activation_type($0.0.type.rawValue) != UInt32.max }):
+            matmulQ8(jobs, input: input, nTok: nTok, epilogue: epilogue)
+        case .fast, .f32, .q8:
+            // f32 activations; also .q8 for weight types without an 8-bit product (Q5_0, IQ4_NL, …).
             pool.run { tid in
                 for (m, out) in jobs {
                     let r = pool.share(of: m.rows, thread: tid, granule: 16)
@@ -213,13 +217,11 @@ public final class LlamaEngine {
                 }
                 epilogue?(pool.share(of: rows, thread: tid, granule: 16))
             }
-        case .q8:
-            matmulQ8(jobs, input: input, nTok: nTok, epilogue: epilogue)
         }
     }
 
-    /// Weight types with 16-bit-activation kernels.
-    private static let q16Types: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
+    /// The most rows the 16-bit-activation product takes; larger batches (prompts) use f32.
+    static let q16MaxTokens = 16
 
     /// `.q8`: activations quantized to 8 bits as llama.cpp does, integer products.
     private func matmulQ8(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int,

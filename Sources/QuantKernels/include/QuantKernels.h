@@ -1,10 +1,12 @@
 // Hot kernels for quantized tensors: dequantization, activation quantization and matrix products,
-// with a portable scalar version of each and AVX2 variants chosen once at run time.
+// with a portable scalar version of each and AVX2 (and, for the q16 decode product, AVX-512)
+// variants chosen once at run time.
 //
-// Type numbers are ggml's (`enum ggml_type`): F32=0, F16=1, Q4_0=2, Q4_1=3, Q8_0=8, Q8_1=9,
-// Q4_K=12, Q5_K=13, Q6_K=14, Q8_K=15, BF16=30. Block layouts are ggml's, byte for byte.
-// Quantized blocks are read through 2-byte fields (4-byte for Q8_K): weight rows must be at least
-// 2-byte aligned, as GGUF tensor data always is. Every function is thread-safe (no shared scratch).
+// Type numbers are ggml's (`enum ggml_type`): F32=0, F16=1, Q4_0=2, Q4_1=3, Q5_0=6, Q5_1=7, Q8_0=8,
+// Q8_1=9, Q4_K=12, Q5_K=13, Q6_K=14, Q8_K=15, IQ4_NL=20, IQ4_XS=23, BF16=30. Block layouts are
+// ggml's, byte for byte. Quantized blocks are read through 2-byte fields (4-byte for Q8_K): weight
+// rows must be at least 2-byte aligned, as GGUF tensor data always is. Every function is
+// thread-safe (no shared scratch).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +20,8 @@ enum { QK_FEATURE_AVX2 = 1, QK_FEATURE_AVX512 = 2, QK_FEATURE_AVX512VNNI = 4 };
 int qk_cpu_features(void);
 
 /// Dequantizes n elements (a multiple of the type's block size) to f32.
-/// Types: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q8_1, Q4_K, Q5_K, Q6_K, Q8_K. Returns 0, or -1 for
+/// Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL,
+/// IQ4_XS. Returns 0, or -1 for
 /// an unsupported type or an n that is not a whole number of blocks.
 int qk_dequantize(uint32_t type, const void *src, float *dst, int64_t n);
 
@@ -67,20 +70,29 @@ void qk_matmul_f32x_ref(uint32_t weightType, const void *W, size_t rowBytes, int
 /// is n/32 blocks of 72 bytes, `struct { float d; float s; int16_t q[32]; }` (native byte order,
 /// 4-byte aligned fields): d = amax/32767 of the block's 32 values, q[j] = x[j]/d rounded half
 /// away from zero (|q| <= 32767; all zero when d == 0), s = x[0] + x[1] + ... + x[31] summed in
-/// f32 in that order. |x[j] - d*q[j]| <= d/2 (about amax/65534).
+/// f32 in that order. |x[j] - d*q[j]| <= d/2 (about amax/65534). A NaN d or s is stored as the
+/// quiet NaN 0x7FC00000. Dispatched; every version gives the same bytes for every input.
 size_t qk_q16_row_bytes(int64_t n);
 void qk_quantize_q16(const float *x, void *dst, int64_t n);
 
 /// Y[t*yStride + r] = sum_k W[r][k] * x^_t[k] for r in [r0, r1), t in [0, nTok): weights in their
-/// stored type times q16 activation rows (X: nTok rows, xStride bytes apart). Per 32-element block:
-/// (dw*dx) * sum(qw*qx) with the integer sum exact, plus for Q4_1 mw * s (the exact f32 block sum,
-/// so the min term has no activation rounding). Error against the f32 product on dequantized weights
-/// is at most sum over blocks of sum|w| * dx/2 (<= sum|w|*amax/65534 per block) plus f32 rounding.
-/// Weight types Q4_0, Q4_1, Q8_0: returns 0. Any other type, or n not a multiple of 32: returns -1
-/// and leaves Y untouched. Meant for decode (1-3 tokens: weights are decoded once per 3 tokens).
-/// Single-threaded, no allocation.
+/// stored type times q16 activation rows (X: nTok rows, xStride bytes apart). Weight types: Q4_0,
+/// Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL (32-element blocks), Q4_K, Q5_K, Q6_K, IQ4_XS (256-element
+/// super-blocks; see qk_q16_supports). Per 32-element block (16-element sub-block for Q6_K):
+/// (weight scale * dx) * sum(qw*qx) with the integer sum exact, where qw is the block's integer code
+/// (centred for the offset types: Q4_0 q-8, Q5_0 q-16, Q6_K q-32; IQ4 codes through their table;
+/// K-quant and IQ4_XS sub-block scales fold into the weight scale), plus for types with a min the
+/// min term through s, the exact f32 block sum, so it has no activation rounding (Q4_1, Q5_1: + m*s;
+/// Q4_K, Q5_K: - dmin*m_j*s). Error against the f32 product on dequantized weights is at most the sum
+/// over blocks of sum|qw * weight scale| * dx/2 (dx/2 <= amax/65534) plus f32 rounding; for the
+/// types without a min that is sum|w| * dx/2. Returns 0; for another type, or n not a whole number
+/// of the type's blocks, returns -1 and leaves Y untouched. Any nTok; decode-sized batches (1..16
+/// tokens) read and decode each weight block once for all tokens. Single-threaded, no allocation
+/// (the AVX-512 version uses about 35 KB of stack).
 int qk_matmul_q16(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                   const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
+/// 1 if qk_matmul_q16 takes this weight type (the list above), else 0.
+int qk_q16_supports(uint32_t weightType);
 /// The portable scalar reference of qk_matmul_q16 (same per-block arithmetic, sequential order).
 int qk_matmul_q16_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                       const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
@@ -89,7 +101,13 @@ int qk_matmul_q16_ref(uint32_t weightType, const void *W, size_t rowBytes, int64
 float qk_dot_f32(const float *a, const float *b, int64_t n);
 void qk_axpy_f32(float a, const float *x, float *y, int64_t n);
 
-/// What the dispatcher chose: "avx2" or "scalar".
+/// Reads n bytes at p as fast as the machine streams memory and returns a checksum of them (so
+/// the reads cannot be left out): the ceiling for products that read each weight once.
+uint64_t qk_read_bytes(const void *p, size_t n);
+
+/// What the dispatcher chose: "avx512vnni", "avx512", "avx2" or "scalar". AVX-512 serves the q16
+/// product and activation quantization; the other kernels stay AVX2 there. The environment
+/// variable STRATA_ISA ("scalar", "avx2" or "avx512"), read once, caps the choice (for testing).
 const char *qk_isa_name(void);
 
 /// Which product qk_bench_matmul times: 8-bit activations (qk_matmul), f32 activations
