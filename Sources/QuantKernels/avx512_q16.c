@@ -207,10 +207,6 @@ A512_INLINE xblock xat(xblock a, int64_t j) {
 /// Each row PF_DIST bytes ahead of offset off, into L1.
 A512_INLINE void prefetch_rows(const rowset *rs, size_t off) {
     for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(rs->p[i] + off + PF_DIST), _MM_HINT_T0);
-#ifdef Q16_PF_FAR
-    if (!rs->next)
-        for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(rs->p[i] + off + Q16_PF_FAR), _MM_HINT_T1);
-#endif
 }
 
 /// Bytes [at, at + len) of the next row group's run, into L2 (when there is one).

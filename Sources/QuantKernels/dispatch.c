@@ -81,7 +81,8 @@ static void fill_table(kernel_table *t) {
     t->dot_f32 = avx2 ? qk_avx2_dot_f32 : qk_ref_dot_f32;
     t->axpy_f32 = avx2 ? qk_avx2_axpy_f32 : qk_ref_axpy_f32;
     t->matmul_f32x = level >= ISA_AVX512 ? qk_avx512_matmul_f32x : avx2 ? qk_avx2_matmul_f32x : qk_ref_matmul_f32x;
-    // AVX-512 only for the q16 decode product and its activation quantization.
+    // AVX-512 for the f32-activation product, the q16 decode product and its activation
+    // quantization; the other kernels stay AVX2.
     t->matmul_q16 = level == ISA_AVX512VNNI ? qk_avx512vnni_matmul_q16
                   : level == ISA_AVX512 ? qk_avx512_matmul_q16
                   : avx2 ? qk_avx2_matmul_q16 : qk_ref_matmul_q16;

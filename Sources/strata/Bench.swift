@@ -89,15 +89,18 @@ struct Bench: AsyncParsableCommand {
             return Double(generate) / (clock.now - start).benchSeconds
         }
 
-        /// `parallel` sequences, each after its own prompt (not timed), decode `generate` steps
-        /// together: one batch of `parallel` tokens per step.
-        func parallelDecode(_ n: Int) throws -> Double {
-            for s in 1 ... n { cache.release(SequenceID(s)) }
+        /// `n` sequences, each after its own prompt (prefilled once, not timed), decode `generate`
+        /// steps together: one batch of `n` tokens per step. Each run rewinds them to their prompts.
+        func prefillSequences(_ n: Int) throws {
             for s in 1 ... n {
+                cache.release(SequenceID(s))
                 let ids = (0 ..< prompt).map { tokens[($0 + s) % tokens.count] }
                 var x = try engine.embed(ids)
                 try engine.forward(&x, batch: ids.indices.map { BatchToken(sequence: SequenceID(s), position: $0) }, cache: cache)
             }
+        }
+        func parallelDecode(_ n: Int) throws -> Double {
+            for s in 1 ... n { cache.truncate(SequenceID(s), to: prompt) }
             let start = clock.now
             for i in 0 ..< generate {
                 var x = try engine.embed((1 ... n).map { tokens[($0 + i) % tokens.count] })
@@ -111,7 +114,10 @@ struct Bench: AsyncParsableCommand {
         _ = try decode()
         let pp = try (0 ..< repetitions).map { _ in try prefill() }
         let tg = try (0 ..< repetitions).map { _ in try decode() }
-        let pd = try parallel.map { n in try (0 ..< repetitions).map { _ in try parallelDecode(n) } }
+        let pd = try parallel.map { n in
+            try prefillSequences(n)
+            return try (0 ..< repetitions).map { _ in try parallelDecode(n) }
+        }
         let bandwidth = engine.weightReadBandwidth()
         let out = Output(model: try modelOptions.path, precision: modelOptions.precision, threads: modelOptions.threads,
                          isa: String(cString: qk_isa_name()), prefill_tokens: prompt, decode_tokens: generate,

@@ -105,9 +105,9 @@ void qk_axpy_f32(float a, const float *x, float *y, int64_t n);
 /// the reads cannot be left out): the ceiling for products that read each weight once.
 uint64_t qk_read_bytes(const void *p, size_t n);
 
-/// What the dispatcher chose: "avx512vnni", "avx512", "avx2" or "scalar". AVX-512 serves the q16
-/// product and activation quantization; the other kernels stay AVX2 there. The environment
-/// variable STRATA_ISA ("scalar", "avx2" or "avx512"), read once, caps the choice (for testing).
+/// What the dispatcher chose: "avx512vnni", "avx512", "avx2" or "scalar". AVX-512 serves the f32x
+/// and q16 products and q16 activation quantization; the other kernels stay AVX2 there. The
+/// environment variable STRATA_ISA ("scalar", "avx2" or "avx512"), read once, caps the choice.
 const char *qk_isa_name(void);
 
 /// Which product qk_bench_matmul times: 8-bit activations (qk_matmul), f32 activations
