@@ -571,13 +571,16 @@ A512_INLINE void run(const int kind, const int vnni, const uint8_t *W, size_t rb
 Q16_KERNELS(plain, 0)
 Q16_KERNELS(vnni, 1)
 
+// From QK_Q16_GEMM_TOKENS tokens on, the GEMM of avx512_q16_gemm.c (tokens in the lanes) is faster.
 int qk_avx512_matmul_q16(uint32_t type, const void *W, size_t rb, int64_t n, int64_t r0, int64_t r1, const void *X,
                          size_t xs, int64_t nTok, float *Y, int64_t ys) {
+    if (nTok >= QK_Q16_GEMM_TOKENS) return qk_avx512_matmul_q16_gemm(0, type, W, rb, n, r0, r1, X, xs, nTok, Y, ys);
     return matmul_plain(type, W, rb, n, r0, r1, X, xs, nTok, Y, ys);
 }
 
 int qk_avx512vnni_matmul_q16(uint32_t type, const void *W, size_t rb, int64_t n, int64_t r0, int64_t r1,
                              const void *X, size_t xs, int64_t nTok, float *Y, int64_t ys) {
+    if (nTok >= QK_Q16_GEMM_TOKENS) return qk_avx512_matmul_q16_gemm(1, type, W, rb, n, r0, r1, X, xs, nTok, Y, ys);
     return matmul_vnni(type, W, rb, n, r0, r1, X, xs, nTok, Y, ys);
 }
 

@@ -177,6 +177,15 @@ int qk_matmul_q16(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t
 
 void qk_quantize_q16(const float *x, void *dst, int64_t n) { kernels()->quantize_q16(x, dst, n); }
 
+int qk_q16_preferred(uint32_t w, int64_t nTok) {
+    if (!qk_q16_supports(w)) return 0;
+    const kernel_table *k = kernels();
+    if (k->matmul_q16 == qk_avx512vnni_matmul_q16 || k->matmul_q16 == qk_avx512_matmul_q16) return 1;
+    if (nTok > QK_Q16_GEMM_TOKENS) return 0;
+    // AVX2 has q16 kernels for three types only; the others would run the scalar reference.
+    return k->matmul_q16 == qk_ref_matmul_q16 || w == QK_Q4_0 || w == QK_Q4_1 || w == QK_Q8_0;
+}
+
 int qk_matmul_q16_ref(uint32_t w, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                       const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride) {
     return qk_ref_matmul_q16(w, W, rowBytes, n, r0, r1, X, xStride, nTok, Y, yStride);

@@ -25,7 +25,8 @@ import TestSupport
     static let weightTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q4_K, .q5_K, .q6_K, .iq4_xs]
 
     /// Row lengths: the usual width, one block, and one with an odd number of blocks.
-    static func rowLengths(_ type: GGMLType) -> [Int] { type.blockSize == 256 ? [768, 256, 2304] : [576, 32, 2080] }
+    /// Row lengths, including one past the AVX-512 GEMM's 4096-element chunk (two chunks).
+    static func rowLengths(_ type: GGMLType) -> [Int] { type.blockSize == 256 ? [768, 256, 2304, 4352] : [576, 32, 2080, 4128] }
 
     /// Offset of the f16 min field a type's blocks carry (the term computed through s), if any.
     static func minOffset(_ type: GGMLType) -> Int? { [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) ? 2 : nil }
@@ -96,8 +97,9 @@ import TestSupport
         }
     }
 
-    /// Fast kernel vs scalar reference over odd row ranges, padded strides and batches of 1 to 17
-    /// tokens (tiles of every width, and a batch past the largest).
+    /// Fast kernel vs scalar reference over odd row ranges, padded strides and batches of 1 to 70
+    /// tokens: the decode kernels' tiles of every width, and the GEMM's (from 16 tokens with
+    /// AVX-512) one to four token vectors, a second chunk of 64 tokens and rows past a 6-row tile.
     @Test(arguments: weightTypes)
     func fastMatchesReference(type: GGMLType) {
         var rng = SplitMix64(seed: 0x0016_1000 + UInt64(type.rawValue))
@@ -106,7 +108,7 @@ import TestSupport
             let rowBytes = type.byteCount(elements: n)!
             let weights = KernelTestData.randomWeights(type, count: rows * n, rng: &rng)
             let wf = KernelTestData.dequantize(type, weights, count: rows * n)
-            for nTok in [1, 2, 3, 4, 5, 7, 8, 9, 16, 17] {
+            for nTok in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 64, 70] {
                 let xStride = Int(qk_q16_row_bytes(Int64(n))) + 8, yStride = rows + 5
                 let x = Self.activations(n * nTok, rng: &rng)
                 let xq = Self.quantize(x, n: n, rows: nTok, stride: xStride)
@@ -211,6 +213,27 @@ import TestSupport
                 }
                 #expect(rc == -1, "type \(type) n \(len) ref \(useRef)")
                 #expect(y.allSatisfy { $0.isNaN }, "type \(type) n \(len) ref \(useRef) wrote Y")
+            }
+        }
+    }
+
+    /// The engine takes the q16 product where the dispatcher says it is the fast path: always for
+    /// decode batches of the types with AVX2 kernels, for prompts only with AVX-512, never for
+    /// types it does not take.
+    @Test func preferredPathFollowsTheKernelLevel() {
+        let isa = String(cString: qk_isa_name())
+        for type in GGMLType.allCases {
+            for nTok in [1, 8, 16, 17, 64] {
+                let preferred = qk_q16_preferred(type.rawValue, Int64(nTok)) != 0
+                guard Self.weightTypes.contains(type) else {
+                    #expect(!preferred, "\(type) nTok \(nTok)")
+                    continue
+                }
+                switch isa {
+                case "avx512", "avx512vnni": #expect(preferred, "\(type) nTok \(nTok) on \(isa)")
+                case "avx2": #expect(preferred == (nTok <= 16 && [.q4_0, .q4_1, .q8_0].contains(type)), "\(type) nTok \(nTok) on avx2")
+                default: #expect(preferred == (nTok <= 16), "\(type) nTok \(nTok) on \(isa)")
+                }
             }
         }
     }

@@ -187,14 +187,20 @@ public final class LlamaEngine {
         let pool = pool
         let rows = jobs[0].0.rows
         switch weights.precision {
-        case .fast where nTok <= Self.q16MaxTokens && jobs.allSatisfy({ qk_q16_supports($0.0.type.rawValue) != 0 }):
-            // Decode, one sequence or a batch of them: activations to 16-bit fixed point (error
-            // ≤ amax/65534 per block of 32) for integer multiply-adds, each weight block read once
-            // for all rows; prompt batches stay in f32 (a compute-bound GEMM).
+        case .fast where jobs.allSatisfy({ qk_q16_preferred($0.0.type.rawValue, Int64(nTok)) != 0 }):
+            // Activations to 16-bit fixed point (error ≤ amax/65534 per block of 32) for integer
+            // multiply-adds: decode kernels that read each weight block once for all rows, and
+            // with AVX-512 a blocked GEMM for prompts. Elsewhere prompts stay in f32.
             let cols = jobs[0].0.cols
             let rowBytes = qk_q16_row_bytes(Int64(cols))
             let xq = q16.reserve(bytes: nTok * rowBytes)
-            for t in 0 ..< nTok { qk_quantize_q16(input + t * cols, xq + t * rowBytes, Int64(cols)) }
+            if nTok >= pool.threadCount * 4 {
+                pool.run { tid in
+                    for t in pool.share(of: nTok, thread: tid) { qk_quantize_q16(input + t * cols, xq + t * rowBytes, Int64(cols)) }
+                }
+            } else {
+                for t in 0 ..< nTok { qk_quantize_q16(input + t * cols, xq + t * rowBytes, Int64(cols)) }
+            }
             pool.run { tid in
                 for (m, out) in jobs {
                     let r = pool.share(of: m.rows, thread: tid, granule: 16)
@@ -219,9 +225,6 @@ public final class LlamaEngine {
             }
         }
     }
-
-    /// The most rows the 16-bit-activation product takes; larger batches (prompts) use f32.
-    static let q16MaxTokens = 16
 
     /// `.q8`: activations quantized to 8 bits as llama.cpp does, integer products.
     private func matmulQ8(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int,

@@ -87,12 +87,19 @@ void qk_quantize_q16(const float *x, void *dst, int64_t n);
 /// over blocks of sum|qw * weight scale| * dx/2 (dx/2 <= amax/65534) plus f32 rounding; for the
 /// types without a min that is sum|w| * dx/2. Returns 0; for another type, or n not a whole number
 /// of the type's blocks, returns -1 and leaves Y untouched. Any nTok; decode-sized batches (1..16
-/// tokens) read and decode each weight block once for all tokens. Single-threaded, no allocation
-/// (the AVX-512 version uses about 35 KB of stack).
+/// tokens) read and decode each weight block once for all tokens; from 16 tokens on the AVX-512
+/// version is a blocked GEMM that decodes each weight block once per 64 tokens. Single-threaded;
+/// the AVX-512 version uses about 35 KB of stack, and the GEMM allocates up to 576 KB per call
+/// (returning -1, Y untouched, if that fails).
 int qk_matmul_q16(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                   const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
 /// 1 if qk_matmul_q16 takes this weight type (the list above), else 0.
 int qk_q16_supports(uint32_t weightType);
+/// 1 if the q16 product is this machine's fast path for nTok tokens of this weight type: with
+/// AVX-512, every type qk_q16_supports takes at any token count (decode kernels up to 15 tokens, a
+/// blocked GEMM from 16); with AVX2 only, Q4_0, Q4_1 and Q8_0 up to 16 tokens; without either, any
+/// supported type up to 16 tokens. Otherwise the f32-activation product qk_matmul_f32x is faster.
+int qk_q16_preferred(uint32_t weightType, int64_t nTok);
 /// The portable scalar reference of qk_matmul_q16 (same per-block arithmetic, sequential order).
 int qk_matmul_q16_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
                       const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
