@@ -4,7 +4,8 @@
 #
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin bash scripts/bench-7b.sh [ROUNDS] [THREADS]
 #
-# Needs jq. LLAMA_BIN holds llama-bench, llama-batched-bench and llama-quantize (built from the llama.cpp in
+# Then one stream through 2 workers beside llama.cpp's RPC backend with 2 servers (Q4_0).
+# Needs jq. LLAMA_BIN holds llama-bench, llama-batched-bench, llama-quantize and ggml-rpc-server (built from the llama.cpp in
 # PyPI's llama-cpp-python sdist with -DGGML_NATIVE=ON, as README.md says). The models are made once
 # with `strata synth --shape mistral-7b` (seed 1) and cached in models/synth/. Prints each run's
 # figures, then per test the median of the rounds and the ratio Strata / llama.cpp.
@@ -45,6 +46,20 @@ for round in $(seq 1 "$rounds"); do
           -npp "$pp" -ntg "$tg" -npl 8 --output-format jsonl 2>/dev/null | grep '^{')
     record "$name" llama_tg_x8 "$(jq -s '.[0].speed_tg' <<<"$b")"
   done
+  # One stream through two workers (processes on this machine) beside llama.cpp's RPC backend with
+  # two servers, on the Q4_0 file.
+  name=$(basename "$q4_0" .gguf)
+  c=$("$strata" bench --model "$q4_0" --threads "$threads" --prompt 16 --generate 16 --repetitions 3 --workers 2 --json)
+  record "$name" strata_2w "$(jq .one_stream_decode_tokens_per_second <<<"$c")"
+  record "$name" strata_2w_vs_1p "$(jq .ratio_to_one_process <<<"$c")"
+  "$LLAMA_BIN/ggml-rpc-server" -t "$threads" -p 50061 >/dev/null 2>&1 & rpc1=$!
+  "$LLAMA_BIN/ggml-rpc-server" -t "$threads" -p 50062 >/dev/null 2>&1 & rpc2=$!
+  sleep 2
+  r=$("$LLAMA_BIN/llama-bench" -m "$q4_0" --rpc 127.0.0.1:50061,127.0.0.1:50062 -ngl 99 -t "$threads" -p 0 -n 16 -r 3 \
+        -o jsonl 2>/dev/null || true)
+  kill "$rpc1" "$rpc2" 2>/dev/null || true
+  wait "$rpc1" "$rpc2" 2>/dev/null || true
+  record "$name" llama_rpc_2 "$(jq -s 'map(select(.n_gen == 16)) | .[0].avg_ts' <<<"$r")"
 done
 
 echo
@@ -64,6 +79,9 @@ for m in models:
                         ("8 sequences, in all", "strata_tg_x8", "llama_tg_x8")]:
         if s in med and l in med:
             print(f"  {label:22s} strata {med[s]:8.2f}  llama.cpp {med[l]:8.2f}  ratio {med[s] / med[l]:.2f}")
+    if "strata_2w" in med and "llama_rpc_2" in med:
+        print(f"  one stream, 2 workers  strata {med['strata_2w']:8.2f}  llama.cpp RPC {med['llama_rpc_2']:8.2f}  "
+              f"ratio {med['strata_2w'] / med['llama_rpc_2']:.2f}; {med['strata_2w_vs_1p']:.2f}x Strata in one process")
     if "strata_decode_gbs" in med:
         print(f"  decode reads weights at {med['strata_decode_gbs']:.1f} GB/s; a plain read of them: "
               f"{med['read_gbs']:.1f} GB/s ({100 * med['strata_decode_gbs'] / med['read_gbs']:.0f}%)")

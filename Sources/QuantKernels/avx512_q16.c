@@ -33,7 +33,8 @@
 // a 4 KB page (then several rows share a page, which defeats the hardware's per-page stream
 // prefetch) the next row group's contiguous run is also fetched into L2 along the way.
 // More than 8 tokens: two passes over each k-chunk of a row group (its weights still in L1 for
-// the second); more than 16: groups of 16.
+// the second). From QK_Q16_GEMM_TOKENS (16) tokens on, the entry points hand the product to the
+// GEMM of avx512_q16_gemm.c instead, which puts tokens in the lanes.
 #include "qk_internal.h"
 
 #if defined(__x86_64__)

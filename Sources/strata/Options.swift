@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .long, help: "fast (weights as stored, f32 activations), q8 (8-bit activations in quantized products, as llama.cpp), or f32 (dequantized weights: the reference).")
+    @Option(name: .long, help: "fast (weights as stored, 16-bit activations), q8 (8-bit activations in quantized products, as llama.cpp), or f32 (dequantized weights: the reference).")
     var precision: String = "fast"
 
     func validate() throws {

@@ -63,7 +63,7 @@ import Testing
     /// The prompts whose whole last-position logit vector llama.cpp saved (`full_logits/`).
     static let fullLogitPrompts: Set<String> = ["once_upon", "chat_2plus2"]
 
-    /// The fast path (weights as stored, f32 activations) tracks the F32 reference: step-0
+    /// The fast path (weights as stored, 16-bit activations) tracks the F32 reference: step-0
     /// top-10 logits within 0.15, and greedy ids equal up to the first step where the
     /// reference's top-1/top-2 margin is under 0.15.
     @Test func fastPathTracksF32Reference() throws {

@@ -2,10 +2,11 @@ import QuantKernels
 
 /// How the forward pass computes.
 public enum Precision: String, Sendable, CaseIterable {
-    /// Weights as stored in the file, decoded inside the matrix kernels. Prompt batches multiply
-    /// them with f32 activations; decode steps with activations in 16-bit fixed point per block
-    /// of 32 (error ≤ amax/65534), which lets Q4_0/Q4_1/Q8_0 products use integer multiply-adds.
-    /// Both stay within ~1e-3 of an f32 product, so this path tracks the F32 reference.
+    /// Weights as stored in the file, decoded inside the matrix kernels, times activations in
+    /// 16-bit fixed point per block of 32 (error ≤ amax/65534) for integer multiply-adds, where
+    /// the kernels say that is the fast path (`qk_q16_preferred`: decode steps, and prompts with
+    /// AVX-512); otherwise f32 activations. Both stay within ~1e-3 of an f32 product, so this
+    /// path tracks the F32 reference.
     case fast
     /// Weights as stored; activations quantized to 8 bits inside quantized products (Q8_0, Q8_1,
     /// Q8_K), as llama.cpp's CPU backend does. Adds ~0.2–0.6 of noise to the final logits.
