@@ -186,6 +186,25 @@ typedef struct {
 /// One decoded block against the tile's tokens: acc[t] += cvt(c_t + w . x_t) * (dv * dx_t) [+ mv * s_t].
 A512_INLINE void block_tokens(const int vnni, const int T, const __m512i w[8], __m512 dv, __m512 mv, const int has_min,
                               const int has_corr, xblock a, __m512 acc[TT]) {
+    if (T == TT) {
+        // A full tile (T a constant here): the eight vectors outside, tokens inside, so the
+        // tokens' multiply-add chains interleave (eight independent chains of eight) rather than
+        // each token's two chains of four waiting on one another in the scheduler.
+        __m512i p[TT];
+        for (int t = 0; t < TT; t++)
+            p[t] = has_corr ? _mm512_maskz_set1_epi32(0x5555, a.xc[(size_t)t * a.xcs]) : _mm512_setzero_si512();
+        for (int k = 0; k < 8; k++)
+            for (int t = 0; t < TT; t++) {
+                const __m512i x = _mm512_set1_epi64((long long)ld64((const uint8_t *)(a.xq + (size_t)t * a.xqs + 4 * k)));
+                p[t] = vnni ? dpwssd(p[t], w[k], x) : _mm512_add_epi32(p[t], _mm512_madd_epi16(w[k], x));
+            }
+        for (int t = 0; t < TT; t++) {
+            const uint8_t *x = a.xb + (size_t)t * a.xs;
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[t]), _mm512_mul_ps(dv, _mm512_set1_ps(ldf(x))), acc[t]);
+            if (has_min) acc[t] = _mm512_fmadd_ps(mv, _mm512_set1_ps(ldf(x + 4)), acc[t]);
+        }
+        return;
+    }
     _Pragma("GCC unroll 8") for (int t = 0; t < TT; t++) {
         if (t < T) {
             const uint8_t *x = a.xb + (size_t)t * a.xs;
@@ -498,7 +517,8 @@ A512_INLINE void run(const int kind, const int vnni, const uint8_t *W, size_t rb
                                        (size_t)kn * 32, centre ? xc + p0 * kn : NULL, (size_t)kn};
                     __m512 acc[TT];
                     for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
-                    tile_any(kind, vnni, &rs, k0, kn, xa, T, acc);
+                    if (T == TT) tile_any(kind, vnni, &rs, k0, kn, xa, TT, acc);  // full tiles: a constant T
+                    else tile_any(kind, vnni, &rs, k0, kn, xa, T, acc);
                     for (int t = 0; t < T; t++) store_rows(acc[t], y + (p0 + t) * ys + r, nr, k0 > 0);
                 }
             }
