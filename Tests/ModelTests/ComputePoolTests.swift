@@ -1,4 +1,5 @@
 import StrataModel
+import Foundation
 import Synchronization
 import Testing
 
@@ -18,6 +19,39 @@ struct ComputePoolTests {
             }
             #expect(visits.prefix(count).allSatisfy { $0 == 1 }, "count \(count), granule \(granule)")
         }
+    }
+
+    /// `run(units:)` runs every unit exactly once, over and over on the same pool.
+    @Test(arguments: [1, 2, 3, 5])
+    func unitsRunExactlyOnce(threads: Int) {
+        let pool = ComputePool(threads: threads)
+        for count in [0, 1, 2, 7, 64, 1000] {
+            let visits = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
+            visits.initialize(repeating: 0)
+            defer { visits.deallocate() }
+            for _ in 0 ..< 20 { pool.run(units: count) { visits[$0] += 1 } }
+            #expect(visits.prefix(count).allSatisfy { $0 == 20 }, "count \(count)")
+        }
+    }
+
+    /// Units go to whichever thread is free: while one unit holds its thread, the other thread
+    /// takes all the rest (an even split would leave half of them waiting behind the busy unit).
+    @Test func unitsGoToTheFreeThreads() {
+        let pool = ComputePool(threads: 2)
+        let others = Atomic<Int>(0)
+        let waitedOut = Atomic<Bool>(false)
+        pool.run(units: 40) { unit in
+            guard unit == 0 else { others.add(1, ordering: .sequentiallyConsistent); return }
+            // Hold this thread until the other has done units 1 ... 39 (or give up after 20 s).
+            let deadline = ContinuousClock.now + .seconds(20)
+            while others.load(ordering: .sequentiallyConsistent) < 39 {
+                if ContinuousClock.now > deadline { waitedOut.store(true, ordering: .relaxed); return }
+                usleep(100)
+            }
+        }
+        let gaveUp = waitedOut.load(ordering: .relaxed), done = others.load(ordering: .relaxed)
+        #expect(!gaveUp)
+        #expect(done == 39)
     }
 
     /// Pools made and dropped at once, before their threads even start, stop cleanly.

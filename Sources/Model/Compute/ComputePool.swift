@@ -22,6 +22,8 @@ public final class ComputePool: @unchecked Sendable {
         let parked = Atomic<Bool>(false)
         /// Workers blocked in `wait`; the caller signals only when there are some.
         let sleepers = Atomic<Int>(0)
+        /// The next unit of a `run(units:)` job to hand out.
+        let nextUnit = Atomic<Int>(0)
         let idleSpinMicroseconds: UInt64
         let lock = NSCondition()
         /// The job of the current generation; written only by the caller while no worker reads it.
@@ -80,6 +82,24 @@ public final class ComputePool: @unchecked Sendable {
                 if spins & 0x3FFF == 0 { sched_yield() }
             }
             state.job = nil
+        }
+    }
+
+    /// Runs `body(unit)` for every unit in 0 ..< count, handed out to the threads as they come
+    /// free: a thread takes the next unit when it has finished one. A thread that loses its core
+    /// for a while (other processes, a busy neighbour on a shared host, a slower core) then costs
+    /// the others at most one unit of waiting at the barrier, where an even split would make them
+    /// wait for its whole share.
+    public func run(units count: Int, _ body: (Int) -> Void) {
+        if threadCount == 1 || count <= 1 {
+            for unit in 0 ..< count { body(unit) }
+            return
+        }
+        let state = state
+        // Published to the workers with the new generation (`advance` is sequentially consistent).
+        state.nextUnit.store(0, ordering: .relaxed)
+        run { _ in
+            while case let unit = state.nextUnit.wrappingAdd(1, ordering: .relaxed).oldValue, unit < count { body(unit) }
         }
     }
 

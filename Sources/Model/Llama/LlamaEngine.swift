@@ -178,14 +178,13 @@ public final class LlamaEngine {
         }
     }
 
-    /// outputs[j] = matrices[j] · input for nTok input rows, rows spread over the pool's threads.
-    /// Outputs are (nTok, rows) row-major. Matrices share `input`'s width. `epilogue(rows)` runs
-    /// on each thread right after its share, for element-wise work on the rows it just wrote
-    /// (when the matrices have equal row counts, each thread's rows are the same in all).
+    /// outputs[j] = matrices[j] · input for nTok input rows, chunks of rows spread over the pool's
+    /// threads. Outputs are (nTok, rows) row-major. Matrices share `input`'s width. `epilogue(rows)`
+    /// runs right after a chunk's rows are written in every output, for element-wise work on them
+    /// (the matrices then have equal row counts).
     private func matmul(_ jobs: [(Matrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, nTok: Int,
                         epilogue: ((Range<Int>) -> Void)? = nil) {
         let pool = pool
-        let rows = jobs[0].0.rows
         switch weights.precision {
         case .fast where jobs.allSatisfy({ qk_q16_preferred($0.0.type.rawValue, Int64(nTok)) != 0 }):
             // Activations to 16-bit fixed point (error ≤ amax/65534 per block of 32) for integer
@@ -201,27 +200,19 @@ public final class LlamaEngine {
             } else {
                 for t in 0 ..< nTok { qk_quantize_q16(input + t * cols, xq + t * rowBytes, Int64(cols)) }
             }
-            pool.run { tid in
-                for (m, out) in jobs {
-                    let r = pool.share(of: m.rows, thread: tid, granule: 16)
-                    guard !r.isEmpty else { continue }
-                    qk_matmul_q16(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
-                                  xq, rowBytes, Int64(nTok), out, Int64(m.rows))
-                }
-                epilogue?(pool.share(of: rows, thread: tid, granule: 16))
+            forEachRowChunk(jobs.map(\.0.rows), epilogue: epilogue) { j, r in
+                let (m, out) = jobs[j]
+                qk_matmul_q16(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
+                              xq, rowBytes, Int64(nTok), out, Int64(m.rows))
             }
         case .q8 where jobs.allSatisfy({ qk_activation_type($0.0.type.rawValue) != UInt32.max }):
             matmulQ8(jobs, input: input, nTok: nTok, epilogue: epilogue)
         case .fast, .f32, .q8:
             // f32 activations; also .q8 for weight types without an 8-bit product (Q5_0, IQ4_NL, …).
-            pool.run { tid in
-                for (m, out) in jobs {
-                    let r = pool.share(of: m.rows, thread: tid, granule: 16)
-                    guard !r.isEmpty else { continue }
-                    qk_matmul_f32x(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
-                                   input, Int64(m.cols), Int64(nTok), out, Int64(m.rows))
-                }
-                epilogue?(pool.share(of: rows, thread: tid, granule: 16))
+            forEachRowChunk(jobs.map(\.0.rows), epilogue: epilogue) { j, r in
+                let (m, out) = jobs[j]
+                qk_matmul_f32x(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
+                               input, Int64(m.cols), Int64(nTok), out, Int64(m.rows))
             }
         }
     }
@@ -238,14 +229,40 @@ public final class LlamaEngine {
             prepared[format] = x
             return (m, out, x)
         }
-        pool.run { tid in
-            for (m, out, (xq, stride)) in operands {
-                let r = pool.share(of: m.rows, thread: tid, granule: 16)
-                guard !r.isEmpty else { continue }
-                qk_matmul(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
-                          xq, stride, Int64(nTok), out, Int64(m.rows))
+        forEachRowChunk(jobs.map(\.0.rows), epilogue: epilogue) { j, r in
+            let (m, out, (xq, stride)) = operands[j]
+            qk_matmul(m.type.rawValue, m.data, m.rowBytes, Int64(m.cols), Int64(r.lowerBound), Int64(r.upperBound),
+                      xq, stride, Int64(nTok), out, Int64(m.rows))
+        }
+    }
+
+    /// Runs `product(j, rows)` over chunks of the rows of jobs with `rowCounts`, the chunks handed
+    /// out to the pool's threads as they come free (`ComputePool.run(units:)`), four or so per
+    /// thread: the threads finish together even when one of them runs slower for a while. Chunks
+    /// are multiples of 48 rows (whole 8- and 16-row decode tiles, 6-row GEMM tiles). With an
+    /// `epilogue` the jobs have equal row counts and a chunk covers the same rows of every job,
+    /// then `epilogue(rows)` runs on them at once.
+    private func forEachRowChunk(_ rowCounts: [Int], epilogue: ((Range<Int>) -> Void)?,
+                                 _ product: (_ job: Int, _ rows: Range<Int>) -> Void) {
+        let granule = 48
+        let perThread = pool.threadCount == 1 ? 1 : 4
+        let chunk = max(granule, (rowCounts[0] / (pool.threadCount * perThread) + granule - 1) / granule * granule)
+        func rows(_ i: Int, of count: Int) -> Range<Int> { i * chunk ..< min(count, (i + 1) * chunk) }
+        if let epilogue {
+            let count = rowCounts[0]
+            precondition(rowCounts.allSatisfy { $0 == count }, "an epilogue needs equal row counts")
+            pool.run(units: (count + chunk - 1) / chunk) { unit in
+                let r = rows(unit, of: count)
+                for j in rowCounts.indices { product(j, r) }
+                epilogue(r)
             }
-            epilogue?(pool.share(of: operands[0].0.rows, thread: tid, granule: 16))
+        } else {
+            let chunks = rowCounts.map { ($0 + chunk - 1) / chunk }
+            pool.run(units: chunks.reduce(0, +)) { unit in
+                var j = 0, i = unit
+                while i >= chunks[j] { i -= chunks[j]; j += 1 }
+                product(j, rows(i, of: rowCounts[j]))
+            }
         }
     }
 
