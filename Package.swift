@@ -30,7 +30,7 @@ let package = Package(
         ),
         .target(
             name: "StrataModel",
-            dependencies: ["QuantKernels"],
+            dependencies: ["QuantKernels", .product(name: "Crypto", package: "swift-crypto")],
             path: "Sources/Model",
             swiftSettings: optimize
         ),
@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], path: "Sources/ZeroMQ"),
         .target(
             name: "StrataWorker",
-            dependencies: ["StrataModel", "StrataWire", "ZeroMQ", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["StrataModel", "StrataWire", "ZeroMQ"],
             path: "Sources/Worker",
             swiftSettings: optimize
         ),
@@ -75,7 +75,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["StrataModel"], path: "Tests/Support"),
         .testTarget(name: "ServerTests", dependencies: ["strata", "TestSupport"], path: "Tests/ServerTests",
                     exclude: ["openai_client.py"]),
-        .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport"], path: "Tests/ModelTests"),
+        .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+                    path: "Tests/ModelTests"),
         .testTarget(name: "WireTests", dependencies: ["StrataWire", "TestSupport"], path: "Tests/WireTests"),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], path: "Tests/ZeroMQTests"),
         .testTarget(name: "CLITests", dependencies: ["strata", "TestSupport"], path: "Tests/CLITests"),

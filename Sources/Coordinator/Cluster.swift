@@ -23,6 +23,8 @@ public final class Cluster: @unchecked Sendable {
     let links: [WorkerLink]
     let head: LlamaEngine
     let file: GGUFFile
+    /// SHA-256 of every tensor of the model (hex), for the stages to check what they load.
+    let tensorDigests: [String: String]
     let log: @Sendable (String) -> Void
 
     // Submissions from callers; the scheduler thread takes them.
@@ -55,7 +57,15 @@ public final class Cluster: @unchecked Sendable {
             file = try GGUFFile(path: settings.model)
             config = try LlamaConfig(gguf: file)
             tokenizer = try Tokenizer(gguf: file)
-            model = try ModelDigest.identity(ofFile: settings.model)
+            let file = file
+            var progress = ByteProgress("hashing \(settings.model) (once; the digests are cached)", total: file.fileSize, log: log)
+            let digests = try ModelDigests.ofModel(file, cache: settings.digestCache.map(DigestCache.init), progress: { done, _ in
+                progress.update(done)
+            })
+            progress.finish(file.fileSize)
+            model = ModelIdentity(sha256: ModelDigests.bytes(hex: digests.sha256 ?? "") ?? [], byteCount: UInt64(file.fileSize),
+                                  name: URL(fileURLWithPath: settings.model).lastPathComponent)
+            tensorDigests = digests.tensors
             let weights = try LlamaWeights(gguf: file, layers: 0 ..< 0, embedding: true, head: true, precision: settings.precision)
             head = LlamaEngine(weights: weights, threads: settings.threads,
                                idleSpin: settings.sharedCores ? .microseconds(200) : .milliseconds(5))
@@ -116,11 +126,14 @@ public final class Cluster: @unchecked Sendable {
     // MARK: Setup
 
     /// Waits on every link until `done(link)` or a deadline, handing each message to `handle`.
+    /// `tick` runs before every wait, for work that goes on meanwhile (streaming stage files).
     private func waitFor(_ what: String, timeout: Duration, done: (WorkerLink) -> Bool,
-                       handle: (WorkerLink, WireMessage) throws(ClusterError) -> Void,
-                       onTimeout: (WorkerLink) -> ClusterError) throws(ClusterError) {
+                         tick: () throws(ClusterError) -> Void = {},
+                         handle: (WorkerLink, WireMessage) throws(ClusterError) -> Void,
+                         onTimeout: (WorkerLink) -> ClusterError) throws(ClusterError) {
         let deadline = ContinuousClock.now + timeout
         while let waiting = links.first(where: { !done($0) }) {
+            try tick()
             let left = deadline - .now
             guard left > .zero else { throw onTimeout(waiting) }
             let ms = Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1
@@ -194,25 +207,40 @@ public final class Cluster: @unchecked Sendable {
         return ranges
     }
 
-    private func assignment(_ link: WorkerLink, stageFile: (sha: [UInt8], bytes: Int)? = nil) -> Assign {
+    private func assignment(_ link: WorkerLink, stageFileBytes: Int = 0) throws(ClusterError) -> Assign {
         let next = link.index + 1 < links.count ? links[link.index + 1].endpoint : ""
+        let names: [String]
+        do { names = try StageFile.tensorNames(in: file, layers: link.layers) } catch {
+            throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
+        }
+        let digests = names.map { TensorDigest(name: $0, sha256: ModelDigests.bytes(hex: tensorDigests[$0] ?? "") ?? []) }
         return Assign(model: model, layerStart: UInt32(link.layers.lowerBound), layerEnd: UInt32(link.layers.upperBound),
                       layerCount: UInt32(config.nLayers), stageIndex: UInt16(link.index), stageCount: UInt16(links.count),
                       contextLength: UInt32(contextLength), maxSequences: UInt32(settings.maxSequences),
-                      activationType: settings.activationType, nextEndpoint: next,
-                      stageFileSHA256: stageFile?.sha ?? [UInt8](repeating: 0, count: 32), stageFileBytes: UInt64(stageFile?.bytes ?? 0))
+                      activationType: settings.activationType, nextEndpoint: next, tensorDigests: digests,
+                      stageFileBytes: UInt64(stageFileBytes))
     }
 
     private func assign(_ ranges: [Range<Int>]) throws(ClusterError) {
         for link in links {
-            do { try link.send(.assign(assignment(link))) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
+            let message = try assignment(link)
+            do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
         }
-        try waitFor("loading", timeout: settings.loadTimeout, done: { $0.report?.status == .ready }, handle: { link, message throws(ClusterError) in
+        // Stage files on their way to workers without a copy of the model, all at once.
+        var streams: [Int: StageStream] = [:]
+        try waitFor("loading", timeout: settings.loadTimeout, done: { $0.report?.status == .ready },
+                    tick: { () throws(ClusterError) in for stream in streams.values { try stream.pump() } },
+                    handle: { link, message throws(ClusterError) in
             switch message {
             case let .loadReport(r):
                 link.report = r
-                if r.status == .needWeights { try streamWeights(to: link) }
-                if r.status == .ready {
+                switch r.status {
+                case .needWeights:
+                    streams[link.index] = try streamWeights(to: link)
+                case .loading:
+                    streams[link.index]?.acknowledge(r.receivedBytes)
+                case .ready:
+                    streams[link.index] = nil
                     log("stage \(link.index) on \(link.endpoint): layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1), " +
                         "\(r.weightBytes >> 20) MiB of weights, loaded in \(r.loadMilliseconds) ms")
                 }
@@ -222,26 +250,22 @@ public final class Cluster: @unchecked Sendable {
         }, onTimeout: { .loadTimeout(endpoint: $0.endpoint, seconds: Int(settings.loadTimeout.components.seconds)) })
     }
 
-    /// Sends a worker that has no copy of the model the stage file of its layers, in
-    /// checksummed chunks; ZeroMQ's high-water mark paces the sending.
-    private func streamWeights(to link: WorkerLink) throws(ClusterError) {
-        let bytes: [UInt8]
-        do { bytes = try StageFile.build(from: file, layers: link.layers, modelSHA256: ModelDigest.hex(model.sha256)) } catch {
+    /// Starts streaming the stage file of its layers to a worker that has no copy of the model:
+    /// the assignment again, now with the file's size, then checksummed chunks as the worker
+    /// acknowledges them (`StageStream`).
+    private func streamWeights(to link: WorkerLink) throws(ClusterError) -> StageStream {
+        let writer: GGUFWriter
+        do { writer = try StageFile.writer(from: file, layers: link.layers, modelSHA256: ModelDigests.hex(model.sha256)) } catch {
             throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
         }
-        log("streaming \(bytes.count >> 20) MiB of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1) to \(link.endpoint)")
+        let stream = StageStream(to: link, file: writer, chunkBytes: ClusterSettings.Default.chunkBytes,
+                                 window: ClusterSettings.Default.streamWindowBytes, log: log)
+        log("streaming \(ByteProgress.size(stream.byteCount)) of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1) to \(link.endpoint)")
         link.streamed = true
-        do {
-            try link.send(.assign(assignment(link, stageFile: (ModelDigest.sha256(of: bytes), bytes.count))))
-            var offset = 0
-            while offset < bytes.count {
-                let end = min(offset + ClusterSettings.Default.chunkBytes, bytes.count)
-                try link.send(.weightChunk(WeightChunk(offset: UInt64(offset), totalBytes: UInt64(bytes.count), data: Array(bytes[offset ..< end]))))
-                offset = end
-            }
-        } catch {
-            throw .unreachable(endpoint: link.endpoint, seconds: 0)
-        }
+        let message = try assignment(link, stageFileBytes: stream.byteCount)
+        do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
+        try stream.pump()
+        return stream
     }
 
     // MARK: Shutdown

@@ -14,9 +14,13 @@ public struct ClusterSettings: Sendable {
         public static let heartbeatInterval: Duration = .milliseconds(500)
         /// Size of the pieces a stage file is streamed in.
         public static let chunkBytes = 4 << 20
+        /// Bytes of a stage file sent ahead of the worker's acknowledgements.
+        public static let streamWindowBytes = 4 * chunkBytes
     }
 
     public var model: String
+    /// Where the model's digests are cached (`DigestCache`); nil hashes the model at every start.
+    public var digestCache: String? = DigestCache.defaultDirectory
     /// Worker endpoints in pipeline order, e.g. ["tcp://h1:7000", "tcp://h2:7000"].
     public var workers: [String]
     public var partition: PartitionStrategy = .memory

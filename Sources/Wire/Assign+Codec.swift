@@ -1,7 +1,7 @@
 /// Assign body: model identity, layerStart u32, layerEnd u32, layerCount u32, stageIndex u16,
 /// stageCount u16, contextLength u32, maxSequences u32, activationType u8, nextEndpoint string,
-/// nextCurvePublicKey (u8 length, 0 or 32 bytes), stageFileSHA256 (u8 length, exactly 32),
-/// stageFileBytes u64.
+/// nextCurvePublicKey (u8 length, 0 or 32 bytes), tensorDigests (u16 count; each a name string
+/// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64.
 extension Assign {
     func write(to w: inout ByteWriter) {
         model.write(to: &w)
@@ -15,7 +15,10 @@ extension Assign {
         w.u8(activationType.rawValue)
         w.string(nextEndpoint)
         w.byteArray(nextCurvePublicKey, .u8)
-        w.byteArray(stageFileSHA256, .u8)
+        for digest in tensorDigests.prefix(w.lengthPrefix(tensorDigests.count, .u16)) {
+            w.string(digest.name)
+            w.byteArray(digest.sha256, .u8)
+        }
         w.u64(stageFileBytes)
     }
 
@@ -40,11 +43,19 @@ extension Assign {
         let type = try r.enumeration(ActivationType.self, "assign.activationType")
         let nextEndpoint = try r.string(limit: Wire.Limits.endpointBytes, "assign.nextEndpoint")
         let nextKey = try r.fixedBytes(.u8, sizes: [0, Wire.Limits.curveKeyBytes], "assign.nextCurvePublicKey")
-        let stageSHA = try r.fixedBytes(.u8, sizes: [Wire.Limits.sha256Bytes], "assign.stageFileSHA256")
+        // Each digest is at least its name's 2-byte length, a 1-byte length and 32 bytes.
+        let digestCount = try r.count(.u16, limit: Wire.Limits.tensorDigests, minimumElementBytes: 35, "assign.tensorDigests.count")
+        var digests: [TensorDigest] = []
+        digests.reserveCapacity(digestCount)
+        for i in 0 ..< digestCount {
+            let name = try r.string(limit: Wire.Limits.tensorNameBytes, "assign.tensorDigests[\(i)].name")
+            let sha = try r.fixedBytes(.u8, sizes: [Wire.Limits.sha256Bytes], "assign.tensorDigests[\(i)].sha256")
+            digests.append(TensorDigest(name: name, sha256: sha))
+        }
         let stageBytes = try r.u64("assign.stageFileBytes")
         return Assign(model: model, layerStart: layerStart, layerEnd: layerEnd, layerCount: layerCount,
                       stageIndex: stageIndex, stageCount: stageCount, contextLength: contextLength,
                       maxSequences: maxSequences, activationType: type, nextEndpoint: nextEndpoint,
-                      nextCurvePublicKey: nextKey, stageFileSHA256: stageSHA, stageFileBytes: stageBytes)
+                      nextCurvePublicKey: nextKey, tensorDigests: digests, stageFileBytes: stageBytes)
     }
 }

@@ -1,5 +1,5 @@
 /// LoadReport body: status u8, weightBytes u64, kvCacheBytes u64, residentBytes u64,
-/// loadMilliseconds u32.
+/// loadMilliseconds u32, receivedBytes u64.
 extension LoadReport {
     func write(to w: inout ByteWriter) {
         w.u8(status.rawValue)
@@ -7,6 +7,7 @@ extension LoadReport {
         w.u64(kvCacheBytes)
         w.u64(residentBytes)
         w.u32(loadMilliseconds)
+        w.u64(receivedBytes)
     }
 
     static func read(from r: inout ByteReader) throws(WireError) -> LoadReport {
@@ -14,6 +15,7 @@ extension LoadReport {
                    weightBytes: try r.u64("loadReport.weightBytes"),
                    kvCacheBytes: try r.u64("loadReport.kvCacheBytes"),
                    residentBytes: try r.u64("loadReport.residentBytes"),
-                   loadMilliseconds: try r.u32("loadReport.loadMilliseconds"))
+                   loadMilliseconds: try r.u32("loadReport.loadMilliseconds"),
+                   receivedBytes: try r.u64("loadReport.receivedBytes"))
     }
 }

@@ -68,20 +68,32 @@ public struct Assign: Sendable, Equatable {
     public var nextEndpoint: String
     /// The next worker's CurveZMQ public key when links are encrypted; empty otherwise.
     public var nextCurvePublicKey: [UInt8]
-    /// When the worker lacks the model: the SHA-256 and size of the stage file the coordinator
-    /// will stream (a GGUF holding only this stage's tensors). All zero / 0 when not streaming.
-    public var stageFileSHA256: [UInt8]
+    /// The SHA-256 of each of the stage's tensors' data bytes, by tensor name: a worker with a
+    /// copy of the model checks its own layers against them (and nothing else of the file); a
+    /// worker sent the stage file checks what arrived.
+    public var tensorDigests: [TensorDigest]
+    /// When the worker lacks the model: the size of the stage file the coordinator will stream
+    /// (a GGUF holding only this stage's tensors); 0 when not streaming.
     public var stageFileBytes: UInt64
 
     public init(model: ModelIdentity, layerStart: UInt32, layerEnd: UInt32, layerCount: UInt32, stageIndex: UInt16,
                 stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, activationType: ActivationType,
-                nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], stageFileSHA256: [UInt8] = [UInt8](repeating: 0, count: 32),
+                nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], tensorDigests: [TensorDigest] = [],
                 stageFileBytes: UInt64 = 0) {
         self.model = model; self.layerStart = layerStart; self.layerEnd = layerEnd; self.layerCount = layerCount
         self.stageIndex = stageIndex; self.stageCount = stageCount; self.contextLength = contextLength
         self.maxSequences = maxSequences; self.activationType = activationType; self.nextEndpoint = nextEndpoint
-        self.nextCurvePublicKey = nextCurvePublicKey; self.stageFileSHA256 = stageFileSHA256; self.stageFileBytes = stageFileBytes
+        self.nextCurvePublicKey = nextCurvePublicKey; self.tensorDigests = tensorDigests; self.stageFileBytes = stageFileBytes
     }
+}
+
+/// The SHA-256 of one tensor's data bytes.
+public struct TensorDigest: Sendable, Equatable {
+    /// The tensor's name in the model file. At most 256 bytes.
+    public var name: String
+    /// 32 bytes.
+    public var sha256: [UInt8]
+    public init(name: String, sha256: [UInt8]) { self.name = name; self.sha256 = sha256 }
 }
 
 /// A worker's answer to an assignment (and, with `.loading`, progress while it loads).
@@ -101,9 +113,13 @@ public struct LoadReport: Sendable, Equatable {
     /// Resident memory of the worker process now.
     public var residentBytes: UInt64
     public var loadMilliseconds: UInt32
-    public init(status: Status, weightBytes: UInt64 = 0, kvCacheBytes: UInt64 = 0, residentBytes: UInt64 = 0, loadMilliseconds: UInt32 = 0) {
+    /// With `.loading` while a stage file streams in: the bytes of it written so far. The
+    /// coordinator sends more only as these come back.
+    public var receivedBytes: UInt64
+    public init(status: Status, weightBytes: UInt64 = 0, kvCacheBytes: UInt64 = 0, residentBytes: UInt64 = 0,
+                loadMilliseconds: UInt32 = 0, receivedBytes: UInt64 = 0) {
         self.status = status; self.weightBytes = weightBytes; self.kvCacheBytes = kvCacheBytes
-        self.residentBytes = residentBytes; self.loadMilliseconds = loadMilliseconds
+        self.residentBytes = residentBytes; self.loadMilliseconds = loadMilliseconds; self.receivedBytes = receivedBytes
     }
 }
 

@@ -22,6 +22,10 @@ extension Wire {
         public static let curveKeyBytes = 32
         /// A SHA-256 digest is exactly this long.
         public static let sha256Bytes = 32
+        /// `Assign.tensorDigests`: a stage's tensors (nine per layer in a Llama model).
+        public static let tensorDigests = 8192
+        /// `TensorDigest.name`, bytes of UTF-8.
+        public static let tensorNameBytes = 256
         /// `Activations.entries`.
         public static let entries = 4096
         /// Sum of `Activations.Entry.tokenCount`: rows in one batch.

@@ -1,18 +1,19 @@
-import Crypto
 import Foundation
+import StrataModel
 import StrataWire
 
-/// A stage file arriving in chunks from the coordinator, written to a temporary file beside its
-/// place in the cache and moved there once its SHA-256 checks out.
+/// A stage file arriving in chunks from the coordinator, written to disk as they come (never
+/// held in memory) into a temporary file beside its place in the cache, and moved there whole.
+/// The worker then checks its tensors against the assignment's digests before loading it.
 final class StageDownload {
     let assign: Assign
     let destination: String
     private let temporary: String
     private let handle: FileHandle
-    private var hasher = SHA256()
     private(set) var received: UInt64 = 0
+    private var progress: ByteProgress
 
-    init(assign: Assign, destination: String) throws {
+    init(assign: Assign, destination: String, log: @escaping (String) -> Void) throws {
         self.assign = assign
         self.destination = destination
         temporary = destination + ".part"
@@ -23,6 +24,7 @@ final class StageDownload {
             throw WireErrorMessage(code: .loadFailed, message: "cannot write \(temporary)")
         }
         self.handle = handle
+        progress = ByteProgress("receiving layers \(assign.layerStart)-\(assign.layerEnd - 1)", total: Int(assign.stageFileBytes), log: log)
     }
 
     var isComplete: Bool { received == assign.stageFileBytes }
@@ -36,19 +38,14 @@ final class StageDownload {
         do { try handle.write(contentsOf: chunk.data) } catch {
             throw WireErrorMessage(code: .loadFailed, message: "writing \(temporary): \(error.localizedDescription)")
         }
-        hasher.update(data: chunk.data)
         received += UInt64(chunk.data.count)
+        progress.update(Int(received))
     }
 
-    /// Checks the whole file's digest and moves it into the cache.
+    /// Moves the complete file into the cache.
     func finish() throws(WireErrorMessage) {
+        progress.finish(Int(received))
         try? handle.close()
-        let digest = Array(hasher.finalize())
-        guard digest == assign.stageFileSHA256 else {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw WireErrorMessage(code: .loadFailed, message:
-                "the streamed stage file's SHA-256 is \(ModelDigest.hex(digest)); the coordinator announced \(ModelDigest.hex(assign.stageFileSHA256))")
-        }
         try? FileManager.default.removeItem(atPath: destination)
         do { try FileManager.default.moveItem(atPath: temporary, toPath: destination) } catch {
             throw WireErrorMessage(code: .loadFailed, message: "moving the stage file into \(destination): \(error.localizedDescription)")

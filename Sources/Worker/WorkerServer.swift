@@ -13,7 +13,9 @@ public final class WorkerServer: @unchecked Sendable {
     /// The endpoint actually bound (a `*` port resolved).
     public let endpoint: String
 
-    private var identity: ModelIdentity?
+    /// The local copy of the model (checked at start), if the worker has one.
+    private let modelFile: GGUFFile?
+    private let digests: DigestCache
     /// Peers that said hello, by routing id.
     private var peers: [[UInt8]: Hello.Role] = [:]
     private var coordinator: [UInt8]?
@@ -24,11 +26,10 @@ public final class WorkerServer: @unchecked Sendable {
 
     public init(settings: WorkerSettings) throws {
         self.settings = settings
-        if let path = settings.model {
-            // Check the file now: a worker with a broken model should fail at start, not at assignment.
-            _ = try GGUFFile(path: path)
-            identity = try ModelDigest.identity(ofFile: path)
-        }
+        // Check the file now: a worker with a broken model should fail at start, not at
+        // assignment. Its bytes are checked at assignment, and only those of the stage's layers.
+        modelFile = try settings.model.map { path in try GGUFFile(path: path) }
+        digests = DigestCache(directory: (settings.cacheDirectory as NSString).appendingPathComponent("digests"))
         context = try ZMQContext()
         router = try ZMQSocket(context, type: .router)
         try router.setMaxMessageSize(Wire.maxFrameBytes)
@@ -47,7 +48,7 @@ public final class WorkerServer: @unchecked Sendable {
 
     /// Serves until a coordinator sends `shutdown` or `stop()` is called.
     public func run() throws {
-        log("listening" + (identity.map { ", model \($0.name) sha256 \(ModelDigest.hex($0.sha256).prefix(12))…" } ?? ", no local model"))
+        log("listening" + (settings.model.map { ", model \($0)" } ?? ", no local model"))
         while running {
             var items: [(ZMQSocket, ZMQPollEvents)] = [(router, .readable)]
             if let next { items.append((next, .readable)) }
@@ -146,12 +147,18 @@ public final class WorkerServer: @unchecked Sendable {
                 send(.error(.init(code: .notAssigned, message: "weight chunk without an assignment that streams weights")), to: peer)
                 return
             }
-            do {
+            do throws(WireErrorMessage) {
                 try download.append(chunk)
+                sendCoordinator(.loadReport(LoadReport(status: .loading, receivedBytes: download.received)))
                 if download.isComplete {
                     self.download = nil
                     try download.finish()
-                    try load(path: download.destination, assign: download.assign, started: .now)
+                    let file: GGUFFile
+                    do { file = try GGUFFile(path: download.destination) } catch {
+                        throw WireErrorMessage(code: .loadFailed, message: "worker \(name): the streamed stage file is not a valid GGUF: \(error)")
+                    }
+                    try verify(file, against: download.assign, what: "the streamed stage file")
+                    try load(file, assign: download.assign, started: .now)
                 }
             } catch {
                 download.abandon()
@@ -177,14 +184,14 @@ public final class WorkerServer: @unchecked Sendable {
 
     private func hello() -> Hello {
         Hello(role: .worker, peerID: name, appVersion: StrataVersion.string, memoryBytes: memoryLimit,
-              threads: UInt16(settings.threads), cpuFeatures: SystemInfo.cpuFeatures(), models: identity.map { [$0] } ?? [])
+              threads: UInt16(settings.threads), cpuFeatures: SystemInfo.cpuFeatures())
     }
 
     private var memoryLimit: UInt64 { settings.maxMemory > 0 ? settings.maxMemory : SystemInfo.availableMemory() }
 
     private func cachePath(_ a: Assign) -> String {
         (settings.cacheDirectory as NSString).appendingPathComponent(
-            "\(ModelDigest.hex(a.model.sha256))-\(a.layerStart)-\(a.layerEnd).gguf")
+            "\(ModelDigests.hex(a.model.sha256))-\(a.layerStart)-\(a.layerEnd).gguf")
     }
 
     private func assign(_ a: Assign) throws(WireErrorMessage) {
@@ -194,22 +201,24 @@ public final class WorkerServer: @unchecked Sendable {
         stage = nil
         next = nil
         let layers = "layers \(a.layerStart)..<\(a.layerEnd)"
-        if let identity, let path = settings.model {
-            guard identity.sha256 == a.model.sha256 else {
-                throw WireErrorMessage(code: .modelMismatch, message:
-                    "worker \(name) holds \(identity.name) (sha256 \(ModelDigest.hex(identity.sha256).prefix(16))…), " +
-                    "but the coordinator serves \(a.model.name) (sha256 \(ModelDigest.hex(a.model.sha256).prefix(16))…)")
-            }
-            log("assigned \(layers) of \(a.layerCount), from \(path)")
-            try load(path: path, assign: a, started: started)
+        if let modelFile {
+            log("assigned \(layers) of \(a.layerCount), from \(modelFile.path)")
+            try verify(modelFile, against: a, what: "worker \(name)'s copy of the model (\(modelFile.path))")
+            try load(modelFile, assign: a, started: started)
             return
         }
         let cached = cachePath(a)
         if let file = try? GGUFFile(path: cached), let id = StageFile.identity(of: file),
-           id.modelSHA256 == ModelDigest.hex(a.model.sha256), id.layers == Int(a.layerStart) ..< Int(a.layerEnd) {
-            log("assigned \(layers) of \(a.layerCount), from the cached \(cached)")
-            try load(path: cached, assign: a, started: started)
-            return
+           id.modelSHA256 == ModelDigests.hex(a.model.sha256), id.layers == Int(a.layerStart) ..< Int(a.layerEnd) {
+            do {
+                try verify(file, against: a, what: "the cached \(cached)")
+                log("assigned \(layers) of \(a.layerCount), from the cached \(cached)")
+                try load(file, assign: a, started: started)
+                return
+            } catch {
+                log("\(error.message); streaming the stage again")
+                try? FileManager.default.removeItem(atPath: cached)
+            }
         }
         guard a.stageFileBytes > 0 else {
             log("assigned \(layers) of \(a.layerCount); asking for the weights")
@@ -221,19 +230,46 @@ public final class WorkerServer: @unchecked Sendable {
             throw WireErrorMessage(code: .outOfMemory, message:
                 "\(layers) take \(a.stageFileBytes >> 20) MiB; worker \(name) allows \(limit >> 20) MiB")
         }
-        do { download = try StageDownload(assign: a, destination: cached) } catch {
+        do { download = try StageDownload(assign: a, destination: cached, log: { [weak self] in self?.log($0) }) } catch {
             throw WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot cache the stage file: \(error)")
         }
         log("receiving \(a.stageFileBytes) bytes of \(layers) into \(cached)")
         sendCoordinator(.loadReport(LoadReport(status: .loading)))
     }
 
-    /// Maps the file, checks the assignment fits in memory, loads the layers and connects to
-    /// the next stage.
-    private func load(path: String, assign a: Assign, started: ContinuousClock.Instant) throws(WireErrorMessage) {
+    /// Checks the stage's tensors in `file` against the assignment's digests: the tensors of its
+    /// layers (hashed once per file, then cached by path, size, modification time and inode),
+    /// and no other part of the file. A difference is an error naming the tensor.
+    private func verify(_ file: GGUFFile, against a: Assign, what: String) throws(WireErrorMessage) {
         let layers = Int(a.layerStart) ..< Int(a.layerEnd)
+        let expected = Dictionary(a.tensorDigests.map { ($0.name, $0.sha256) }, uniquingKeysWith: { first, _ in first })
+        let names: [String]
+        do { names = try StageFile.tensorNames(in: file, layers: layers) } catch {
+            throw WireErrorMessage(code: .modelMismatch, message: "\(what) does not hold layers \(layers): \(error)")
+        }
+        if let missing = names.first(where: { expected[$0] == nil }) {
+            throw WireErrorMessage(code: .modelMismatch, message: "the assignment carries no digest for \(missing) of layers \(layers)")
+        }
+        let started = ContinuousClock.now
+        let found: [String: String]
+        do { found = try ModelDigests.ofTensors(names, in: file, cache: digests) } catch {
+            throw WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot check \(what): \(error)")
+        }
+        for name in names where found[name] != ModelDigests.hex(expected[name]!) {
+            throw WireErrorMessage(code: .modelMismatch, message:
+                "\(what) differs from the coordinator's \(a.model.name) in tensor \(name): sha256 " +
+                "\(found[name]?.prefix(16) ?? "?")… here, \(ModelDigests.hex(expected[name]!).prefix(16))… at the coordinator")
+        }
+        let seconds = (ContinuousClock.now - started).totalSeconds
+        if seconds > 0.5 { log(String(format: "checked the %d tensors of layers \(layers) in %.1f s", names.count, seconds)) }
+    }
+
+    /// Checks the assignment fits in memory, loads the layers from the (mapped) file and connects
+    /// to the next stage.
+    private func load(_ file: GGUFFile, assign a: Assign, started: ContinuousClock.Instant) throws(WireErrorMessage) {
+        let layers = Int(a.layerStart) ..< Int(a.layerEnd)
+        let path = file.path
         do {
-            let file = try GGUFFile(path: path)
             let config = try LlamaConfig(gguf: file)
             guard config.nLayers == Int(a.layerCount), a.layerEnd <= a.layerCount else {
                 throw WireErrorMessage(code: .modelMismatch, message: "the model has \(config.nLayers) layers; the assignment says \(a.layerCount)")

@@ -191,8 +191,8 @@ struct RemoteGeneration {
             if let reason = choice["finish_reason"] as? String { out.finishReason = reason }
         }
         let end = ContinuousClock.now
-        out.firstTokenSeconds = ((first ?? end) - start).benchSeconds
-        out.decodeSeconds = (end - (first ?? end)).benchSeconds
+        out.firstTokenSeconds = ((first ?? end) - start).totalSeconds
+        out.decodeSeconds = (end - (first ?? end)).totalSeconds
         return out
     }
 

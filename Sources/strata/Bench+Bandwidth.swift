@@ -26,7 +26,7 @@ extension LlamaEngine {
                     _ = qk_read_bytes(m.data + rows.lowerBound * m.rowBytes, rows.count * m.rowBytes)
                 }
             }
-            runs.append(Double(decodeWeightBytes) / (clock.now - start).benchSeconds / 1e9)
+            runs.append(Double(decodeWeightBytes) / (clock.now - start).totalSeconds / 1e9)
         }
         return median(runs)
     }

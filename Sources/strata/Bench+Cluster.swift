@@ -127,7 +127,7 @@ extension Bench {
                 Int32(logits[s * vocab ..< (s + 1) * vocab].indices.max { logits[$0] < logits[$1] }! - s * vocab)
             }
         }
-        return Double(streams * generate) / (ContinuousClock.now - start).benchSeconds
+        return Double(streams * generate) / (ContinuousClock.now - start).totalSeconds
     }
 
     private var benchOptions: GenerationOptions {
@@ -144,7 +144,7 @@ extension Bench {
         onSeparateThreads(streams) { i in
             tokens.set(i, Result { try c.generate(promptIDs: prompts[i], options: options) })
         }
-        let seconds = (ContinuousClock.now - start).benchSeconds
+        let seconds = (ContinuousClock.now - start).totalSeconds
         let total = try tokens.all.reduce(0) { $0 + (try $1!.get().generatedIDs.count) }
         return Double(total) / seconds
     }

@@ -36,7 +36,7 @@ extension Bench {
                 if !piece.isEmpty { first.mark() }
                 return true
             }
-            let seconds = ((first.instant ?? .now) - start).benchSeconds
+            let seconds = ((first.instant ?? .now) - start).totalSeconds
             return (seconds, r.decodeTokensPerSecond)
         }
         func remote(_ first: Int32 = 0) async throws -> RemoteGeneration {
@@ -58,7 +58,7 @@ extension Bench {
                 for i in 0 ..< clients { group.addTask { try await remote(Int32(i)) } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            let seconds = (ContinuousClock.now - start).benchSeconds
+            let seconds = (ContinuousClock.now - start).totalSeconds
             aggregates.append(Double(runs.reduce(0) { $0 + $1.completionTokens }) / seconds)
             firstTokens += runs.map(\.firstTokenSeconds)
             decodes += runs.map(\.decodeTokensPerSecond)

@@ -76,7 +76,7 @@ struct Bench: AsyncParsableCommand {
             var x = try engine.embed(ids)
             try engine.forward(&x, batch: ids.indices.map { BatchToken(sequence: 1, position: $0) }, cache: cache)
             _ = try engine.logits(x, rows: [ids.count - 1])
-            return Double(prompt) / (clock.now - start).benchSeconds
+            return Double(prompt) / (clock.now - start).totalSeconds
         }
         func decode() throws -> Double {
             cache.release(1)
@@ -86,7 +86,7 @@ struct Bench: AsyncParsableCommand {
                 try engine.forward(&x, batch: [BatchToken(sequence: 1, position: i)], cache: cache)
                 _ = try engine.logits(x, rows: [0])
             }
-            return Double(generate) / (clock.now - start).benchSeconds
+            return Double(generate) / (clock.now - start).totalSeconds
         }
 
         /// `n` sequences, each after its own prompt (prefilled once, not timed), decode `generate`
@@ -107,7 +107,7 @@ struct Bench: AsyncParsableCommand {
                 try engine.forward(&x, batch: (1 ... n).map { BatchToken(sequence: SequenceID($0), position: prompt + i) }, cache: cache)
                 _ = try engine.logits(x, rows: Array(0 ..< n))
             }
-            return Double(n * generate) / (clock.now - start).benchSeconds
+            return Double(n * generate) / (clock.now - start).totalSeconds
         }
 
         _ = try prefill()  // warm-up: page in the weights
@@ -158,8 +158,4 @@ func median(_ xs: [Double]) -> Double {
     let s = xs.sorted()
     guard !s.isEmpty else { return 0 }
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
-extension Duration {
-    var benchSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

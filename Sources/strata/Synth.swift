@@ -77,7 +77,7 @@ struct Synth: ParsableCommand {
         FileHandle.standardError.write(Data("writing \(s) as \(weightType), about \(Self.bytes(Self.estimate(s, weightType)))…\n".utf8))
         try model.write(to: out)
         let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print("\(out): \(s.name) shape, \(Self.bytes(size)), \(weightType), seed \(seed), \(s.parameterCount / 1_000_000)M parameters (\(String(format: "%.1f", (ContinuousClock.now - start).benchSeconds)) s)")
+        print("\(out): \(s.name) shape, \(Self.bytes(size)), \(weightType), seed \(seed), \(s.parameterCount / 1_000_000)M parameters (\(String(format: "%.1f", (ContinuousClock.now - start).totalSeconds)) s)")
     }
 
     static func estimate(_ s: ModelShape, _ type: GGMLType) -> Int {

@@ -60,7 +60,7 @@ struct ClusterFailureTests {
             _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
         } throws: { error in
             let text = "\(error)"
-            return text.contains(workers[1].endpoint) && text.contains("holds") && text.contains("sha256")
+            return text.contains(workers[1].endpoint) && text.contains("differs") && text.contains("in tensor blk.")
         }
     }
 
@@ -100,7 +100,7 @@ struct ClusterFailureTests {
         #expect(r.generatedIDs.count == 12 && r.finishReason == .length)
     }
 
-    /// A peer that speaks protocol version 2: the coordinator names the mismatch, and the worker
+    /// A peer that speaks the next protocol version: the coordinator names the mismatch, and the worker
     /// answers such a peer with an error frame rather than silence.
     @Test func otherProtocolVersionIsNamed() throws {
         let context = try ZMQContext()
@@ -109,12 +109,12 @@ struct ClusterFailureTests {
         let endpoint = try fake.lastEndpoint()
         let done = Atomic(false)
         let peer = Thread {
-            // Answer every frame with a hello whose header says version 2.
+            // Answer every frame with a hello whose header says the next version.
             while !done.value {
                 guard (try? ZMQ.poll([(fake, .readable)], timeoutMilliseconds: 100))?.first?.contains(.readable) == true,
                       let frames = try? fake.receive(dontWait: true), frames.count == 2 else { continue }
                 var reply = WireMessage.hello(Hello(role: .worker, peerID: "future", appVersion: "9.0")).encoded()
-                reply[4] = 2
+                reply[4] = UInt8(Wire.protocolVersion + 1)
                 reply[5] = 0
                 _ = try? fake.send([frames[0], reply])
             }
@@ -126,24 +126,24 @@ struct ClusterFailureTests {
         #expect {
             _ = try makeCluster(model: path, endpoints: [endpoint])
         } throws: { error in
-            "\(error)".contains("protocol version 2") && "\(error)".contains(endpoint)
+            "\(error)".contains("protocol version \(Wire.protocolVersion + 1)") && "\(error)".contains(endpoint)
         }
 
-        // And the other way: our worker answers a version-2 hello with an error naming both versions.
+        // And the other way: our worker answers a next-version hello with an error naming both versions.
         let worker = try WorkerProcess([])
         // Swift may release a value after its last use: keep the processes until the end.
         defer { withExtendedLifetime(worker) {} }
         let dealer = try ZMQSocket(context, type: .dealer)
         try dealer.connect(worker.endpoint)
         var hello = WireMessage.hello(Hello(role: .coordinator, peerID: "future", appVersion: "9.0")).encoded()
-        hello[4] = 2
+        hello[4] = UInt8(Wire.protocolVersion + 1)
         try dealer.send(hello)
         let ready = try ZMQ.poll([(dealer, .readable)], timeoutMilliseconds: 5000)
         #expect(ready[0].contains(.readable))
         let answer = try #require(try dealer.receive(dontWait: true)?.last)
         guard case let .error(e) = try WireMessage.decode(answer) else { Issue.record("expected an error frame"); return }
         #expect(e.code == .unsupportedVersion)
-        #expect(e.message.contains("2") && e.message.contains("\(Wire.protocolVersion)"))
+        #expect(e.message.contains("\(Wire.protocolVersion + 1)") && e.message.contains("\(Wire.protocolVersion)"))
         dealer.close()
         fake.close()
     }

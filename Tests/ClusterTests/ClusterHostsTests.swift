@@ -26,8 +26,47 @@ struct ClusterHostsTests {
             #expect(try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 30)).generatedIDs == expected)
             cluster.shutdown(stopWorkers: true)
             for w in workers { w.child.wait(timeout: .seconds(10)) }
-            let files = try FileManager.default.contentsOfDirectory(atPath: cache)
+            let files = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".gguf") }
             #expect(files.count == 1 && files[0].hasSuffix("-2-5.gguf"), "\(files)")
+            // The stage's tensor digests are cached beside it: the next start reads nothing to check them.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: cache + "/digests").count == 1)
+        }
+    }
+
+    /// A worker with a copy of the model checks only its own layers of it against the
+    /// coordinator's digests: a copy that differs in another stage's layer serves, one that
+    /// differs in its own is refused with an error naming the tensor.
+    @Test func aWorkerChecksOnlyItsOwnLayersOfItsCopy() throws {
+        let path = try Self.tiny.write()
+        let copy = path + ".copy"
+        defer { for p in [path, copy] { try? FileManager.default.removeItem(atPath: p) } }
+        let file = try GGUFFile(path: path)
+        /// The copy: the model with one byte of `tensor` changed.
+        func corruptCopy(_ tensor: String) throws {
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes[file.dataOffset + file.tensorInfo(tensor)!.offset + 5] ^= 0x40
+            try? FileManager.default.removeItem(atPath: copy)
+            try Data(bytes).write(to: URL(fileURLWithPath: copy))
+        }
+        let prompt: [Int32] = [3, 1, 4]
+        let expected = try singleProcessGreedy(model: path, prompt: prompt, steps: 12)
+
+        try corruptCopy("blk.0.ffn_up.weight")  // layer 0 is the first worker's, from the original
+        do {
+            let workers = [try WorkerProcess(["--model", path]), try WorkerProcess(["--model", copy])]
+            defer { withExtendedLifetime(workers) {} }
+            let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
+            defer { cluster.shutdown(stopWorkers: true) }
+            #expect(try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 12)).generatedIDs == expected)
+        }
+
+        try corruptCopy("blk.3.ffn_up.weight")  // layer 3 is the second worker's
+        let workers = [try WorkerProcess(["--model", path]), try WorkerProcess(["--model", copy])]
+        defer { withExtendedLifetime(workers) {} }
+        #expect {
+            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
+        } throws: { error in
+            "\(error)".contains("blk.3.ffn_up.weight") && "\(error)".contains(workers[1].endpoint)
         }
     }
 

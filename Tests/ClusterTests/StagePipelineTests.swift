@@ -38,10 +38,14 @@ struct StagePipelineTests {
             guard case let .hello(h) = try next(s) else { Issue.record("expected hello"); return }
             #expect(h.role == .worker)
             let layers: Range<UInt32> = i == 0 ? 0 ..< 1 : 1 ..< 4
+            let file = try GGUFFile(path: path)
+            let names = try StageFile.tensorNames(in: file, layers: Int(layers.lowerBound) ..< Int(layers.upperBound))
+            let digests = try ModelDigests.ofTensors(names, in: file, cache: nil)
+                .map { TensorDigest(name: $0.key, sha256: ModelDigests.bytes(hex: $0.value)!) }
             try s.send(WireMessage.assign(Assign(model: identity, layerStart: layers.lowerBound, layerEnd: layers.upperBound,
                                                  layerCount: 4, stageIndex: UInt16(i), stageCount: 2, contextLength: 64,
                                                  maxSequences: 4, activationType: .f32,
-                                                 nextEndpoint: i == 0 ? workers[1].endpoint : "")).encoded())
+                                                 nextEndpoint: i == 0 ? workers[1].endpoint : "", tensorDigests: digests)).encoded())
             guard case let .loadReport(r) = try next(s) else { Issue.record("expected a load report"); return }
             #expect(r.status == .ready)
         }

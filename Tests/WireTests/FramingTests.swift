@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func otherVersionsAreRefused() {
-        for version: UInt16 in [0, 2, 0x0100, 0xFFFF] {
+        for version: UInt16 in [0, 1, 3, 0x0100, 0xFFFF] {
             var f = heartbeat
             f[4] = UInt8(version & 0xFF)
             f[5] = UInt8(version >> 8)
@@ -23,14 +23,14 @@ import Testing
         }
         // The version is judged first: an unknown kind or bad flags of another version are still
         // a version problem.
-        #expect(decodeError(frame(kind: 42, version: 2, flags: 1, body: [1, 2, 3])) == .unsupportedVersion(2))
+        #expect(decodeError(frame(kind: 42, version: 1, flags: 1, body: [1, 2, 3])) == .unsupportedVersion(1))
     }
 
     @Test func unsupportedVersionReply() throws {
-        let reply = WireError.unsupportedVersion(2).reply
+        let reply = WireError.unsupportedVersion(1).reply
         #expect(reply.code == .unsupportedVersion)
         #expect(reply.requestID == 0)
-        #expect(reply.message == "protocol version 2 is not supported; this peer speaks 1")
+        #expect(reply.message == "protocol version 1 is not supported; this peer speaks 2")
         // The reply is itself a frame any peer can read.
         #expect(try WireMessage.decode(WireMessage.error(reply).encoded()) == .error(reply))
     }

@@ -5,9 +5,9 @@ import Testing
 /// any change to the layout fails here. The helpers only spell out bytes; nothing here calls
 /// the encoder to produce an expectation.
 @Suite struct GoldenBytesTests {
-    /// The header for protocol version 1: magic, version, kind, flags 0, body length.
+    /// The header for protocol version 2: magic, version, kind, flags 0, body length.
     private func header(_ kind: UInt8, _ bodyLength: UInt8) -> [UInt8] {
-        [0x53, 0x54, 0x52, 0x41, 0x01, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
+        [0x53, 0x54, 0x52, 0x41, 0x02, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
     }
 
     private func check(_ message: WireMessage, _ expected: [UInt8]) throws {
@@ -38,8 +38,9 @@ import Testing
         let message = WireMessage.assign(Assign(
             model: ModelIdentity(sha256: [UInt8](repeating: 0x11, count: 32), byteCount: 5, name: "a"),
             layerStart: 2, layerEnd: 4, layerCount: 30, stageIndex: 1, stageCount: 3, contextLength: 2048,
-            maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1"))
-        let expected: [UInt8] = header(2, 122)
+            maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1",
+            tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102))
+        let expected: [UInt8] = header(2, 127)
             + [0x20] + [UInt8](repeating: 0x11, count: 32)      // model.sha256
             + [0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // model.byteCount 5
             + [0x01, 0x00, 0x61]                                // model.name "a"
@@ -52,20 +53,23 @@ import Testing
             + [0x01]                                            // activationType f16
             + [0x09, 0x00, 0x74, 0x63, 0x70, 0x3A, 0x2F, 0x2F, 0x68, 0x3A, 0x31]  // "tcp://h:1"
             + [0x00]                                            // nextCurvePublicKey: none
-            + [0x20] + [UInt8](repeating: 0, count: 32)         // stageFileSHA256: zeros
-            + [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // stageFileBytes 0
+            + [0x01, 0x00]                                      // tensorDigests: 1
+            + [0x01, 0x00, 0x77]                                //   name "w"
+            + [0x20] + [UInt8](repeating: 0x22, count: 32)      //   sha256
+            + [0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // stageFileBytes 0x0102
         try check(message, expected)
     }
 
     @Test func loadReport() throws {
         let message = WireMessage.loadReport(LoadReport(status: .needWeights, weightBytes: 0x10, kvCacheBytes: 0x20,
-                                                        residentBytes: 0x30, loadMilliseconds: 0x1234))
-        let expected: [UInt8] = header(3, 29)
+                                                        residentBytes: 0x30, loadMilliseconds: 0x1234, receivedBytes: 0x40))
+        let expected: [UInt8] = header(3, 37)
             + [0x01]                                            // status: needWeights
             + [0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // weightBytes
             + [0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // kvCacheBytes
             + [0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // residentBytes
             + [0x34, 0x12, 0x00, 0x00]                          // loadMilliseconds
+            + [0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // receivedBytes
         try check(message, expected)
     }
 
@@ -159,7 +163,7 @@ import Testing
 
     @Test func constants() {
         #expect(Wire.magic == [0x53, 0x54, 0x52, 0x41])
-        #expect(Wire.protocolVersion == 1)
+        #expect(Wire.protocolVersion == 2)
         #expect(Wire.headerBytes == 12)
         #expect(Wire.maxFrameBytes == 285_212_672)
         #expect(Wire.maxPayloadBytes == 268_435_456)

@@ -64,6 +64,16 @@ import Testing
         let assignHead = sha + le64(0) + str("") + le32(0) + le32(1) + le32(1) + le16(0) + le16(1) + le32(0) + le32(0) + [0]
         #expect(decodeError(frame(kind: 2, body: assignHead + le16(257)))
             == .limitExceeded(field: "assign.nextEndpoint", value: 257, limit: 256))
+        // Tensor digests: their count, each name, each digest's size.
+        let digestsHead = assignHead + str("") + [0]
+        #expect(decodeError(frame(kind: 2, body: digestsHead + le16(8193)))
+            == .limitExceeded(field: "assign.tensorDigests.count", value: 8193, limit: 8192))
+        #expect(decodeError(frame(kind: 2, body: digestsHead + le16(8192)))
+            == .truncated(field: "assign.tensorDigests.count", needed: 8192 * 35, available: 0))
+        #expect(decodeError(frame(kind: 2, body: digestsHead + le16(1) + le16(257) + [UInt8](repeating: 0x61, count: 257 + 33)))
+            == .limitExceeded(field: "assign.tensorDigests[0].name", value: 257, limit: 256))
+        #expect(decodeError(frame(kind: 2, body: digestsHead + le16(1) + str("w") + [16] + [UInt8](repeating: 0, count: 16 + 17)))
+            == .invalidValue(field: "assign.tensorDigests[0].sha256", reason: "16 bytes, must be 32"))
     }
 
     @Test func exactSizes() {

@@ -54,7 +54,9 @@ enum Samples {
     static let assign = Assign(model: model, layerStart: 10, layerEnd: 20, layerCount: 30, stageIndex: 1, stageCount: 3,
                                contextLength: 4096, maxSequences: 8, activationType: .q8_0,
                                nextEndpoint: "tcp://10.0.0.2:7000", nextCurvePublicKey: [UInt8](repeating: 7, count: 32),
-                               stageFileSHA256: [UInt8](repeating: 0xC3, count: 32), stageFileBytes: 1 << 33)
+                               tensorDigests: [TensorDigest(name: "blk.10.attn_q.weight", sha256: [UInt8](repeating: 0xC3, count: 32)),
+                                               TensorDigest(name: "rope_freqs.weight", sha256: (0 ..< 32).map { UInt8(255 - $0) })],
+                               stageFileBytes: 1 << 33)
 
     static let forward: Activations = {
         let values = (0 ..< 3 * 32).map { Float($0) * 0.25 - 7 }
@@ -76,7 +78,8 @@ enum Samples {
         .assign(assign),
         .assign(Assign(model: model, layerStart: 0, layerEnd: 1, layerCount: 1, stageIndex: 0, stageCount: 1,
                        contextLength: 0, maxSequences: 0, activationType: .f32, nextEndpoint: "")),
-        .loadReport(LoadReport(status: .ready, weightBytes: 1 << 40, kvCacheBytes: 3, residentBytes: .max, loadMilliseconds: 1234)),
+        .loadReport(LoadReport(status: .ready, weightBytes: 1 << 40, kvCacheBytes: 3, residentBytes: .max, loadMilliseconds: 1234,
+                               receivedBytes: 5 << 30)),
         .weightChunk(WeightChunk(offset: 1 << 20, totalBytes: 3 << 20, data: (0 ..< 300).map { UInt8(truncatingIfNeeded: $0 * 7) })),
         .weightChunk(WeightChunk(offset: 5, totalBytes: 5, data: [])),
         .forward(forward),

@@ -28,6 +28,8 @@ public struct GGUFWriter: Sendable {
     private enum Payload: Sendable {
         case bytes([UInt8])
         case produced(Producer)
+        /// The tensor's bytes lie at `offset` of the file at `path`.
+        case file(path: String, offset: Int)
     }
 
     private struct Tensor: Sendable {
@@ -75,6 +77,15 @@ public struct GGUFWriter: Sendable {
         let expected = try checkedByteCount(name: name, dims: dims, type: type)
         tensorNames.insert(name)
         tensors.append(Tensor(name: name, dims: dims, type: type, byteCount: expected, payload: .produced(producer)))
+    }
+
+    /// Adds a tensor whose bytes are copied from the file at `path`, starting at `offset`, only
+    /// when the file is written or streamed, with plain reads (never through a mapping, so they
+    /// do not count against this process's resident memory).
+    public mutating func addTensor(name: String, dims: [Int], type: GGMLType, copyingFrom path: String, offset: Int) throws(GGUFError) {
+        let expected = try checkedByteCount(name: name, dims: dims, type: type)
+        tensorNames.insert(name)
+        tensors.append(Tensor(name: name, dims: dims, type: type, byteCount: expected, payload: .file(path: path, offset: offset)))
     }
 
     /// The byte size of a new tensor, after checking its name and shape.
@@ -128,6 +139,12 @@ public struct GGUFWriter: Sendable {
             switch t.payload {
             case let .bytes(data): out += data
             case let .produced(producer): producer { out.append(contentsOf: $0) }
+            case let .file(path, offset):
+                do throws(GGUFError) {
+                    try Self.read(path, offset: offset, count: t.byteCount) { out.append(contentsOf: $0) }
+                } catch {
+                    preconditionFailure("GGUFWriter: tensor '\(t.name)': \(error)")
+                }
             }
             precondition(out.count - start == t.byteCount,
                          "GGUFWriter: tensor '\(t.name)' produced \(out.count - start) bytes; expected \(t.byteCount)")
@@ -163,6 +180,8 @@ public struct GGUFWriter: Sendable {
                 }
                 if let failure { throw failure }
                 guard written == t.byteCount else { throw .tensorDataSize(tensor: t.name, expected: t.byteCount, got: written) }
+            case let .file(source, offset):
+                try Self.read(source, offset: offset, count: t.byteCount) { chunk throws(GGUFError) in try Self.writeAll(fd, chunk, path: temp) }
             }
             let padding = [UInt8](repeating: 0, count: Self.padded(t.byteCount, alignment) - t.byteCount)
             try Self.writeAll(fd, padding, path: temp)
@@ -171,6 +190,99 @@ public struct GGUFWriter: Sendable {
             throw .cannotOpen(path: path, reason: "rename: " + String(cString: strerror(errno)))
         }
         ok = true
+    }
+
+    /// The size of the whole file.
+    public var byteCount: Int {
+        headerBytes().count + tensors.reduce(0) { $0 + Self.padded($1.byteCount, alignment) }
+    }
+
+    /// The file in pieces of `chunkBytes` (the last one shorter), each made when it is asked for:
+    /// a file streamed this way is never held whole. (A tensor from a producer is made whole
+    /// when its turn comes; tensors from bytes or from a file are copied piece by piece.)
+    public func chunks(of chunkBytes: Int) -> ChunkReader { ChunkReader(writer: self, chunkBytes: chunkBytes) }
+
+    public struct ChunkReader: Sendable {
+        private let writer: GGUFWriter
+        private let chunkBytes: Int
+        private var header: [UInt8]
+        private var headerSent = 0
+        private var tensor = 0
+        /// Bytes of the current tensor, padding included, already handed out.
+        private var done = 0
+        /// The current tensor's bytes, when a producer made them.
+        private var produced: [UInt8]?
+        /// The whole file's size.
+        public let byteCount: Int
+
+        fileprivate init(writer: GGUFWriter, chunkBytes: Int) {
+            precondition(chunkBytes > 0)
+            self.writer = writer
+            self.chunkBytes = chunkBytes
+            header = writer.headerBytes()
+            byteCount = writer.byteCount
+        }
+
+        /// The next piece, or nil at the end of the file.
+        public mutating func next() throws(GGUFError) -> [UInt8]? {
+            var out: [UInt8] = []
+            out.reserveCapacity(chunkBytes)
+            if headerSent < header.count {
+                let n = min(chunkBytes, header.count - headerSent)
+                out += header[headerSent ..< headerSent + n]
+                headerSent += n
+            }
+            while out.count < chunkBytes, tensor < writer.tensors.count {
+                let t = writer.tensors[tensor]
+                let padded = GGUFWriter.padded(t.byteCount, writer.alignment)
+                let n = min(chunkBytes - out.count, padded - done)
+                let data = min(n, max(0, t.byteCount - done))  // of which tensor bytes; the rest padding
+                if data > 0 {
+                    switch t.payload {
+                    case let .bytes(bytes):
+                        out += bytes[done ..< done + data]
+                    case let .file(path, offset):
+                        try GGUFWriter.read(path, offset: offset + done, count: data) { out.append(contentsOf: $0) }
+                    case let .produced(producer):
+                        if produced == nil {
+                            var bytes: [UInt8] = []
+                            producer { bytes.append(contentsOf: $0) }
+                            guard bytes.count == t.byteCount else { throw .tensorDataSize(tensor: t.name, expected: t.byteCount, got: bytes.count) }
+                            produced = bytes
+                        }
+                        out += produced![done ..< done + data]
+                    }
+                }
+                out += repeatElement(0, count: n - data)
+                done += n
+                if done == padded {
+                    tensor += 1
+                    done = 0
+                    produced = nil
+                }
+            }
+            return out.isEmpty ? nil : out
+        }
+    }
+
+    /// Reads `count` bytes at `offset` of the file at `path`, handing them on in pieces.
+    private static func read(_ path: String, offset: Int, count: Int,
+                             _ body: (UnsafeRawBufferPointer) throws(GGUFError) -> Void) throws(GGUFError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        let size = min(count, 4 << 20)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 4096)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer, min(size, count - done), off_t(offset + done))
+            guard n > 0 else {
+                throw .cannotOpen(path: path, reason: n == 0 ? "the file ends before byte \(offset + count)" : String(cString: strerror(errno)))
+            }
+            try body(UnsafeRawBufferPointer(start: buffer, count: n))
+            done += n
+        }
     }
 
     // MARK: - Encoding

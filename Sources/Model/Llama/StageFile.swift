@@ -8,10 +8,12 @@ public enum StageFile {
     public static let layerStartKey = "strata.stage.layer_start"
     public static let layerEndKey = "strata.stage.layer_end"
 
-    /// The stage file's bytes for `layers` of `model`. Tokenizer metadata stays behind (the
-    /// coordinator owns the tokenizer); the vocabulary size is written explicitly because the
-    /// stage has no embedding table to read it from.
-    public static func build(from model: GGUFFile, layers: Range<Int>, modelSHA256 hex: String) throws(GGUFError) -> [UInt8] {
+    /// The stage file for `layers` of `model`, as a writer whose tensors are read from the model
+    /// file only as the stage file is written or streamed (`GGUFWriter.chunks(of:)`): nothing of
+    /// the model is held in memory. Tokenizer metadata stays behind (the coordinator owns the
+    /// tokenizer); the vocabulary size is written explicitly because the stage has no embedding
+    /// table to read it from.
+    public static func writer(from model: GGUFFile, layers: Range<Int>, modelSHA256 hex: String) throws(GGUFError) -> GGUFWriter {
         let config = try LlamaConfig(gguf: model)
         guard layers.lowerBound >= 0, layers.upperBound <= config.nLayers, !layers.isEmpty else {
             throw .invalidValue(key: "llama.block_count", reason: "stage layers \(layers) are not within 0..<\(config.nLayers)")
@@ -25,13 +27,20 @@ public enum StageFile {
         w.add(key: modelKey, .string(hex))
         w.add(key: layerStartKey, .uint32(UInt32(layers.lowerBound)))
         w.add(key: layerEndKey, .uint32(UInt32(layers.upperBound)))
+        for name in try tensorNames(in: model, layers: layers) {
+            let info = model.tensorInfo(name)!
+            try w.addTensor(name: name, dims: info.dims, type: info.type, copyingFrom: model.path, offset: model.dataOffset + info.offset)
+        }
+        return w
+    }
+
+    /// The tensors a stage of `layers` holds: every tensor of those layers, and the RoPE
+    /// frequency factors when the model has them.
+    public static func tensorNames(in model: GGUFFile, layers: Range<Int>) throws(GGUFError) -> [String] {
         var names = layers.flatMap { TensorName.layer($0) }
         if model.tensorInfo(TensorName.ropeFreqs) != nil { names.append(TensorName.ropeFreqs) }
-        for name in names {
-            guard let info = model.tensorInfo(name) else { throw .missingTensor(name) }
-            try w.addTensor(name: name, dims: info.dims, type: info.type, data: Array(model.data(of: info)))
-        }
-        return w.bytes()
+        for name in names where model.tensorInfo(name) == nil { throw .missingTensor(name) }
+        return names
     }
 
     /// The model SHA-256 (hex) and layer range a stage file says it holds, or nil for a whole
