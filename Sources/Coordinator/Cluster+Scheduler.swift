@@ -159,6 +159,10 @@ struct Scheduler {
     var toRelease: [SequenceID] = []
     var results: [Activations] = []
     var nextHeartbeat = ContinuousClock.now
+    /// Each stage's KV cache as its worker reported it: pages in all, positions per page.
+    let kvPages: [(total: Int, rows: Int)]
+    /// Pages reserved on each stage by the sequences running.
+    var reservedPages: [Int]
 
     struct ActiveSequence {
         let submission: Submission
@@ -171,9 +175,18 @@ struct Scheduler {
         var ended = false
         let admitted = ContinuousClock.now
         var firstToken: ContinuousClock.Instant?
+        /// Pages reserved for it on each stage.
+        let pages: [Int]
     }
 
-    init(cluster: Cluster) { self.cluster = cluster }
+    init(cluster: Cluster) {
+        self.cluster = cluster
+        kvPages = cluster.links.map { link in
+            let r = link.report
+            return (r.map { $0.kvPages > 0 ? Int($0.kvPages) : Int.max } ?? Int.max, Int(max(r?.kvPageRows ?? 1, 1)))
+        }
+        reservedPages = [Int](repeating: 0, count: cluster.links.count)
+    }
 
     var links: [WorkerLink] { cluster.links }
 
@@ -215,23 +228,42 @@ struct Scheduler {
 
     // MARK: Admission
 
+    /// Positions a request may fill: its prompt and its most generated tokens, within the context.
+    func positions(_ s: Submission) -> Int { min(s.promptIDs.count + max(s.options.maxTokens, 0), cluster.contextLength) }
+
+    /// Pages a request takes on each stage.
+    func pages(_ s: Submission) -> [Int] {
+        let n = positions(s)
+        return kvPages.map { (n + $0.rows - 1) / $0.rows }
+    }
+
     mutating func admit(_ s: Submission) {
         guard !s.promptIDs.isEmpty else { return s.complete(.failure(.generation(.emptyPrompt))) }
         guard s.promptIDs.count < cluster.contextLength else {
             return s.complete(.failure(.generation(.promptTooLong(tokens: s.promptIDs.count, contextLength: cluster.contextLength))))
         }
+        for (i, (need, stage)) in zip(pages(s), kvPages).enumerated() where need > stage.total {
+            return s.complete(.failure(.kvCacheTooSmall(positions: positions(s), endpoint: links[i].endpoint,
+                                                        holds: stage.total * stage.rows)))
+        }
         waiting.append(s)
         startWaiting()
     }
 
+    /// Starts the requests waiting in line, oldest first, while sequences are free and every
+    /// stage has the KV cache pages the next one may fill (reserved for it until it ends, so
+    /// that no stage runs out in the middle of a sequence).
     mutating func startWaiting() {
-        while active.count < cluster.settings.maxSequences, !waiting.isEmpty {
-            let s = waiting.removeFirst()
+        while active.count < cluster.settings.maxSequences, let s = waiting.first {
+            let need = pages(s)
+            guard zip(need, zip(reservedPages, kvPages)).allSatisfy({ $0 + $1.0 <= $1.1.total }) else { break }
+            waiting.removeFirst()
+            for i in need.indices { reservedPages[i] += need[i] }
             let id = nextSequence
             nextSequence += 1
             let state = GenerationState(promptIDs: s.promptIDs, options: s.options, tokenizer: cluster.tokenizer,
                                         contextLength: cluster.contextLength)
-            active[id] = ActiveSequence(submission: s, state: state)
+            active[id] = ActiveSequence(submission: s, state: state, pages: need)
             order.append(id)
         }
     }
@@ -355,7 +387,7 @@ struct Scheduler {
         let first = seq.firstToken ?? .now
         return GenerationResult(promptIDs: seq.state.promptIDs, generatedIDs: seq.state.generatedIDs, text: seq.state.text,
                                 finishReason: seq.state.finishReason ?? .length,
-                                promptSeconds: (first - seq.admitted).seconds, decodeSeconds: (ContinuousClock.now - first).seconds,
+                                promptSeconds: (first - seq.admitted).totalSeconds, decodeSeconds: (ContinuousClock.now - first).totalSeconds,
                                 decodeSteps: max(0, seq.state.generatedIDs.count - 1))
     }
 
@@ -369,6 +401,7 @@ struct Scheduler {
 
     mutating func releaseEnded() {
         for id in order where active[id]?.ended == true && active[id]?.inFlight == false {
+            for (i, n) in active[id]!.pages.enumerated() { reservedPages[i] -= n }
             active[id] = nil
             toRelease.append(id)
         }
@@ -444,7 +477,7 @@ struct Scheduler {
             let silent = ContinuousClock.now - link.lastHeard
             if silent > cluster.settings.workerTimeout {
                 return .workerLost(endpoint: link.endpoint, stage: link.index, layers: link.layers,
-                                   reason: "no answer for \(Int(silent.seconds)) s (the process stopped, or the network between us is down)")
+                                   reason: "no answer for \(Int(silent.totalSeconds)) s (the process stopped, or the network between us is down)")
             }
             try? link.send(.heartbeat(Heartbeat(nonce: UInt64(DispatchTime.now().uptimeNanoseconds))))
         }
@@ -466,9 +499,6 @@ struct Scheduler {
         let ids = Array(active.keys)
         if !ids.isEmpty { for link in links { try? link.send(.release(ids)) } }
         active.removeAll()
+        reservedPages = reservedPages.map { _ in 0 }
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

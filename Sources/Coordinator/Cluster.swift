@@ -120,7 +120,7 @@ public final class Cluster: @unchecked Sendable {
                   memoryBytes: link.hello?.memoryBytes ?? 0, weightBytes: link.report?.weightBytes ?? 0,
                   kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0, sequences: Int(link.lastHeartbeat?.sequences ?? 0),
                   residentBytes: link.lastHeartbeat?.residentBytes ?? link.report?.residentBytes ?? 0,
-                  streamedWeights: link.streamed)
+                  streamedWeights: link.streamed, kvPages: Int(link.report?.kvPages ?? 0), kvPageRows: Int(link.report?.kvPageRows ?? 0))
     }
 
     // MARK: Setup
@@ -184,11 +184,14 @@ public final class Cluster: @unchecked Sendable {
         }, onTimeout: { .unreachable(endpoint: $0.endpoint, seconds: Int(settings.connectTimeout.components.seconds)) })
     }
 
-    /// Bytes one layer costs its worker: its weights and its share of the KV cache.
+    /// Bytes one layer costs its worker at least: its weights and the KV cache of one sequence
+    /// at full context. What a worker has beyond that holds more sequences (its KV cache takes
+    /// the rest of its memory, in pages).
     private func layerBytes() -> [UInt64] {
-        let kv = UInt64(settings.maxSequences * contextLength * 2 * config.kvDim * KVCacheType.f16.elementBytes)
+        let kv = UInt64(contextLength * 2 * config.kvDim * KVCacheType.f16.elementBytes)
         return (0 ..< config.nLayers).map { l in
-            UInt64(file.tensors.filter { $0.name.hasPrefix("blk.\(l).") }.reduce(0) { $0 + $1.byteCount }) + kv
+            let names = (try? StageFile.tensorNames(in: file, layers: l ..< l + 1)) ?? []
+            return UInt64(names.reduce(0) { $0 + (file.tensorInfo($1)?.byteCount ?? 0) }) + kv
         }
     }
 
@@ -198,8 +201,7 @@ public final class Cluster: @unchecked Sendable {
         let bytes = layerBytes()
         do { ranges = try partitionLayers(settings.partition, layerBytes: bytes, memory: memory) } catch {
             if case let .doesNotFit(stage, layers, needs, offers) = error {
-                throw .doesNotFit(endpoint: links[stage].endpoint, layers: layers, needs: needs, offers: offers,
-                                  sequences: settings.maxSequences, context: contextLength)
+                throw .doesNotFit(endpoint: links[stage].endpoint, layers: layers, needs: needs, offers: offers, context: contextLength)
             }
             throw .partition(error)
         }

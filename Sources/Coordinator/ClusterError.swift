@@ -9,8 +9,11 @@ public enum ClusterError: Error, CustomStringConvertible {
     case protocolMismatch(endpoint: String, message: String)
     case refused(endpoint: String, message: String)
     case partition(PartitionError)
-    /// A stage's layers and KV cache are more than its worker offers.
-    case doesNotFit(endpoint: String, layers: Range<Int>, needs: UInt64, offers: UInt64, sequences: Int, context: Int)
+    /// A stage's layers, with the KV cache of one sequence at full context, are more than its
+    /// worker offers.
+    case doesNotFit(endpoint: String, layers: Range<Int>, needs: UInt64, offers: UInt64, context: Int)
+    /// A request needs more KV cache than a stage has in all.
+    case kvCacheTooSmall(positions: Int, endpoint: String, holds: Int)
     case loadTimeout(endpoint: String, seconds: Int)
     case workerLost(endpoint: String, stage: Int, layers: Range<Int>, reason: String)
     case stageFailed(endpoint: String, message: String)
@@ -30,10 +33,13 @@ public enum ClusterError: Error, CustomStringConvertible {
         case let .protocolMismatch(e, m): "worker \(e) speaks another protocol version: \(m)"
         case let .refused(e, m): "worker \(e) refused: \(m)"
         case let .partition(p): p.description
-        case let .doesNotFit(e, l, n, o, seqs, ctx):
-            "layers \(l.lowerBound)-\(l.upperBound - 1) need \(formatBytes(n)) (weights and KV cache for \(seqs) sequences × \(ctx) tokens), " +
-            "but worker \(e) offers \(formatBytes(o)) (its --max-memory, or the memory it has available): " +
-            "lower --max-sequences or --context, use --partition memory, or add workers"
+        case let .doesNotFit(e, l, n, o, ctx):
+            "layers \(l.lowerBound)-\(l.upperBound - 1) need \(formatBytes(n)) (weights, and the KV cache of one sequence of \(ctx) tokens), " +
+            "but worker \(e) offers \(formatBytes(o)) (its --max-memory, or what its cgroup and machine allow): " +
+            "lower --context, use --partition memory, or add workers"
+        case let .kvCacheTooSmall(positions, e, holds):
+            "the request needs KV cache for \(positions) positions (prompt and max_tokens), but worker \(e) holds \(holds) in all: " +
+            "ask for fewer tokens, or give the workers more memory"
         case let .loadTimeout(e, s): "worker \(e) did not finish loading within \(s) s"
         case let .workerLost(e, stage, layers, reason):
             "worker \(e) (stage \(stage), layers \(layers.lowerBound)-\(layers.upperBound - 1)) was lost: \(reason)"

@@ -68,4 +68,7 @@ public struct StageInfo: Sendable {
     public var sequences: Int
     public var residentBytes: UInt64
     public var streamedWeights: Bool
+    /// The KV cache's budget: pages of `kvPageRows` positions of one sequence.
+    public var kvPages: Int
+    public var kvPageRows: Int
 }

@@ -130,17 +130,24 @@ void qk_axpy_f16_ref(float a, const uint16_t *x, float *y, int64_t n) { axpy_f16
 
 // MARK: - Attention of one query head over a sequence's cache
 
-/// out = softmax(q·K[p] · scale for p < n) · V, with K and V rows `stride` elements apart, f16
-/// (kv16 = 1) or f32. `scores` has room for n floats. Softmax in f32 with the max subtracted.
-static void attend(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
-                   float scale, float *scores, float *out, int kv16,
+/// out = softmax(q·K[p] · scale for p < n) · V over a paged cache: position p lies in page
+/// p / pageRows at row p % pageRows, its key `keyOffset` bytes into the page plus the row times
+/// `stride` elements, its value likewise from `valueOffset`; f16 (kv16 = 1) or f32 elements.
+/// `scores` has room for n floats. Softmax in f32 with the max subtracted.
+static void attend(const float *q, const void *const *pages, int64_t pageRows, int64_t keyOffset, int64_t valueOffset,
+                   int64_t n, int64_t headDim, int64_t stride, float scale, float *scores, float *out, int kv16,
                    float (*dot16)(const float *, const uint16_t *, int64_t), void (*axpy16)(float, const uint16_t *, float *, int64_t)) {
+    const int64_t rowBytes = stride * (kv16 ? 2 : 4);
     float maxScore = -INFINITY;
-    for (int64_t p = 0; p < n; p++) {
-        const float s = (kv16 ? dot16(q, (const uint16_t *)keys + p * stride, headDim)
-                              : qk_dot_f32(q, (const float *)keys + p * stride, headDim)) * scale;
-        scores[p] = s;
-        if (s > maxScore) maxScore = s;
+    for (int64_t p0 = 0; p0 < n; p0 += pageRows) {
+        const char *keys = (const char *)pages[p0 / pageRows] + keyOffset;
+        const int64_t rows = n - p0 < pageRows ? n - p0 : pageRows;
+        for (int64_t r = 0; r < rows; r++) {
+            const void *k = keys + r * rowBytes;
+            const float s = (kv16 ? dot16(q, (const uint16_t *)k, headDim) : qk_dot_f32(q, (const float *)k, headDim)) * scale;
+            scores[p0 + r] = s;
+            if (s > maxScore) maxScore = s;
+        }
     }
     float sum = 0;
     for (int64_t p = 0; p < n; p++) {
@@ -149,19 +156,25 @@ static void attend(const float *q, const void *keys, const void *values, int64_t
     }
     const float inv = 1.0f / sum;
     for (int64_t i = 0; i < headDim; i++) out[i] = 0;
-    for (int64_t p = 0; p < n; p++) {
-        if (kv16) axpy16(scores[p] * inv, (const uint16_t *)values + p * stride, out, headDim);
-        else qk_axpy_f32(scores[p] * inv, (const float *)values + p * stride, out, headDim);
+    for (int64_t p0 = 0; p0 < n; p0 += pageRows) {
+        const char *values = (const char *)pages[p0 / pageRows] + valueOffset;
+        const int64_t rows = n - p0 < pageRows ? n - p0 : pageRows;
+        for (int64_t r = 0; r < rows; r++) {
+            const void *v = values + r * rowBytes;
+            if (kv16) axpy16(scores[p0 + r] * inv, (const uint16_t *)v, out, headDim);
+            else qk_axpy_f32(scores[p0 + r] * inv, (const float *)v, out, headDim);
+        }
     }
 }
 
-void qk_attend_head(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
-                    float scale, float *scores, float *out, int kvIsF16) {
+void qk_attend_head(const float *q, const void *const *pages, int64_t pageRows, int64_t keyOffset, int64_t valueOffset,
+                    int64_t n, int64_t headDim, int64_t stride, float scale, float *scores, float *out, int kvIsF16) {
     const f16_kernels *k = f16();
-    attend(q, keys, values, n, headDim, stride, scale, scores, out, kvIsF16, k->dot, k->axpy);
+    attend(q, pages, pageRows, keyOffset, valueOffset, n, headDim, stride, scale, scores, out, kvIsF16, k->dot, k->axpy);
 }
 
-void qk_attend_head_ref(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
-                        float scale, float *scores, float *out, int kvIsF16) {
-    attend(q, keys, values, n, headDim, stride, scale, scores, out, kvIsF16, dot_f32_f16_scalar, axpy_f16_scalar);
+void qk_attend_head_ref(const float *q, const void *const *pages, int64_t pageRows, int64_t keyOffset, int64_t valueOffset,
+                        int64_t n, int64_t headDim, int64_t stride, float scale, float *scores, float *out, int kvIsF16) {
+    attend(q, pages, pageRows, keyOffset, valueOffset, n, headDim, stride, scale, scores, out, kvIsF16, dot_f32_f16_scalar,
+           axpy_f16_scalar);
 }

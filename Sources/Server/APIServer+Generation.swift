@@ -309,13 +309,13 @@ final class TokenTimer: Sendable {
             defer { s.last = now; s.tokens += 1 }
             return s.last
         }
-        if let previous { metrics.nextToken(after: (now - previous).seconds) } else { metrics.firstToken(after: (now - job.arrived).seconds) }
+        if let previous { metrics.nextToken(after: (now - previous).totalSeconds) } else { metrics.firstToken(after: (now - job.arrived).totalSeconds) }
     }
 
     func finished(_ r: GenerationResult, cancelled: Bool) {
         guard state.withLock({ s in defer { s.counted = true }; return !s.counted }) else { return }
         metrics.generation(promptTokens: r.promptIDs.count, generatedTokens: r.generatedIDs.count,
-                           seconds: (ContinuousClock.now - job.arrived).seconds, cancelled: cancelled)
+                           seconds: (ContinuousClock.now - job.arrived).totalSeconds, cancelled: cancelled)
     }
 
     /// The client went away before the end.
@@ -326,10 +326,7 @@ final class TokenTimer: Sendable {
         }
         guard let tokens else { return }
         metrics.generation(promptTokens: job.promptIDs.count, generatedTokens: tokens,
-                           seconds: (ContinuousClock.now - job.arrived).seconds, cancelled: true)
+                           seconds: (ContinuousClock.now - job.arrived).totalSeconds, cancelled: true)
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

@@ -1,5 +1,5 @@
 /// LoadReport body: status u8, weightBytes u64, kvCacheBytes u64, residentBytes u64,
-/// loadMilliseconds u32, receivedBytes u64.
+/// loadMilliseconds u32, receivedBytes u64, kvPages u32, kvPageRows u32.
 extension LoadReport {
     func write(to w: inout ByteWriter) {
         w.u8(status.rawValue)
@@ -8,6 +8,8 @@ extension LoadReport {
         w.u64(residentBytes)
         w.u32(loadMilliseconds)
         w.u64(receivedBytes)
+        w.u32(kvPages)
+        w.u32(kvPageRows)
     }
 
     static func read(from r: inout ByteReader) throws(WireError) -> LoadReport {
@@ -16,6 +18,8 @@ extension LoadReport {
                    kvCacheBytes: try r.u64("loadReport.kvCacheBytes"),
                    residentBytes: try r.u64("loadReport.residentBytes"),
                    loadMilliseconds: try r.u32("loadReport.loadMilliseconds"),
-                   receivedBytes: try r.u64("loadReport.receivedBytes"))
+                   receivedBytes: try r.u64("loadReport.receivedBytes"),
+                   kvPages: try r.u32("loadReport.kvPages"),
+                   kvPageRows: try r.u32("loadReport.kvPageRows"))
     }
 }

@@ -108,7 +108,7 @@ public struct LoadReport: Sendable, Equatable {
     public var status: Status
     /// Bytes of weights this stage holds.
     public var weightBytes: UInt64
-    /// Bytes its KV cache may grow to (maxSequences × context × layers × 2 × kvDim × element).
+    /// Bytes its KV cache may grow to: `kvPages` pages.
     public var kvCacheBytes: UInt64
     /// Resident memory of the worker process now.
     public var residentBytes: UInt64
@@ -116,10 +116,15 @@ public struct LoadReport: Sendable, Equatable {
     /// With `.loading` while a stage file streams in: the bytes of it written so far. The
     /// coordinator sends more only as these come back.
     public var receivedBytes: UInt64
+    /// With `.ready`: the KV cache's budget, in pages of `kvPageRows` positions of one sequence.
+    /// The coordinator admits sequences by the pages they take on every stage.
+    public var kvPages: UInt32
+    public var kvPageRows: UInt32
     public init(status: Status, weightBytes: UInt64 = 0, kvCacheBytes: UInt64 = 0, residentBytes: UInt64 = 0,
-                loadMilliseconds: UInt32 = 0, receivedBytes: UInt64 = 0) {
+                loadMilliseconds: UInt32 = 0, receivedBytes: UInt64 = 0, kvPages: UInt32 = 0, kvPageRows: UInt32 = 0) {
         self.status = status; self.weightBytes = weightBytes; self.kvCacheBytes = kvCacheBytes
         self.residentBytes = residentBytes; self.loadMilliseconds = loadMilliseconds; self.receivedBytes = receivedBytes
+        self.kvPages = kvPages; self.kvPageRows = kvPageRows
     }
 }
 

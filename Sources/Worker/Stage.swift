@@ -4,7 +4,7 @@ import StrataWire
 
 /// A worker's assigned share of the model, loaded: its layers' weights, the engine that runs
 /// them and the KV cache of every sequence passing through.
-final class Stage {
+public final class Stage {
     let assign: Assign
     let layers: Range<Int>
     let engine: LlamaEngine
@@ -15,7 +15,7 @@ final class Stage {
     /// Whether the compute threads block as soon as a batch has moved on.
     let parksBetweenBatches: Bool
 
-    init(file: GGUFFile, assign: Assign, threads: Int, precision: Precision, sharedCores: Bool) throws(GGUFError) {
+    init(file: GGUFFile, assign: Assign, threads: Int, precision: Precision, sharedCores: Bool, kvPages: Int) throws(GGUFError) {
         self.assign = assign
         self.file = file
         layers = Int(assign.layerStart) ..< Int(assign.layerEnd)
@@ -24,12 +24,34 @@ final class Stage {
         // process does between tokens; sharing them with other stages, it gives them up.
         parksBetweenBatches = sharedCores
         engine = LlamaEngine(weights: weights, threads: threads, idleSpin: sharedCores ? .microseconds(200) : .milliseconds(5))
-        cache = engine.makeCache(maxSequences: Int(assign.maxSequences), contextLength: Int(assign.contextLength))
+        cache = engine.makeCache(maxSequences: Int(assign.maxSequences), contextLength: Int(assign.contextLength),
+                                 pageCapacity: kvPages)
     }
 
-    /// Bytes the KV cache of `layers` takes at most: every sequence at full context, f16.
-    static func kvCacheBytes(config: LlamaConfig, layers: Int, contextLength: Int, maxSequences: Int) -> Int {
-        maxSequences * contextLength * layers * 2 * config.kvDim * KVCacheType.f16.elementBytes
+    /// Memory a stage keeps for itself beyond weights and KV cache: the process (runtime,
+    /// sockets, messages) and the engine's scratch for a prompt chunk of 512 tokens.
+    public static func headroomBytes(config: LlamaConfig) -> Int {
+        (64 << 20) + 512 * (6 * config.dim + 2 * config.hiddenDim) * 4
+    }
+
+    /// The KV cache's budget in pages: what `memoryLimit` leaves after the weights and the
+    /// headroom, up to what `maxSequences` sequences at full context could use. A limit that
+    /// leaves less than one sequence at full context is refused, naming the figures.
+    static func kvBudget(config: LlamaConfig, layers: Int, assign a: Assign, weightBytes: Int, memoryLimit: UInt64,
+                         limitSource: String) throws(WireErrorMessage) -> (shape: KVPageShape, pages: Int) {
+        let shape = KVPageShape(layers: layers, kvDim: config.kvDim)
+        let perSequence = shape.pages(for: min(Int(a.contextLength), config.contextLength))
+        let most = Int(a.maxSequences) * perSequence
+        guard memoryLimit > 0 else { return (shape, most) }
+        let headroom = headroomBytes(config: config)
+        let left = Int(clamping: memoryLimit) - weightBytes - headroom
+        guard left >= perSequence * shape.bytes else {
+            throw WireErrorMessage(code: .outOfMemory, message:
+                "layers \(a.layerStart)..<\(a.layerEnd) need \(weightBytes >> 20) MiB of weights, \(headroom >> 20) MiB of " +
+                "working memory and \((perSequence * shape.bytes) >> 20) MiB of KV cache for one sequence of \(a.contextLength) " +
+                "tokens; the worker allows \(memoryLimit >> 20) MiB (\(limitSource))")
+        }
+        return (shape, min(most, left / shape.bytes))
     }
 
     /// Runs the waiting messages through this stage's layers, as one batch where their

@@ -187,7 +187,8 @@ public final class WorkerServer: @unchecked Sendable {
               threads: UInt16(settings.threads), cpuFeatures: SystemInfo.cpuFeatures())
     }
 
-    private var memoryLimit: UInt64 { settings.maxMemory > 0 ? settings.maxMemory : SystemInfo.availableMemory() }
+    /// `--max-memory`, else what the cgroup and the system allow.
+    private var memoryLimit: UInt64 { settings.maxMemory > 0 ? settings.maxMemory : SystemInfo.memoryLimit() }
 
     private func cachePath(_ a: Assign) -> String {
         (settings.cacheDirectory as NSString).appendingPathComponent(
@@ -274,20 +275,11 @@ public final class WorkerServer: @unchecked Sendable {
             guard config.nLayers == Int(a.layerCount), a.layerEnd <= a.layerCount else {
                 throw WireErrorMessage(code: .modelMismatch, message: "the model has \(config.nLayers) layers; the assignment says \(a.layerCount)")
             }
-            let weightBytes = layers.reduce(0) { sum, l in
-                sum + file.tensors.filter { $0.name.hasPrefix("blk.\(l).") }.reduce(0) { $0 + $1.byteCount }
-            }
-            let kvBytes = Stage.kvCacheBytes(config: config, layers: layers.count, contextLength: Int(a.contextLength),
-                                             maxSequences: Int(a.maxSequences))
-            let limit = memoryLimit
-            if limit > 0, UInt64(weightBytes + kvBytes) > limit {
-                throw WireErrorMessage(code: .outOfMemory, message:
-                    "layers \(layers) need \(weightBytes >> 20) MiB of weights + \(kvBytes >> 20) MiB of KV cache " +
-                    "(\(a.maxSequences) sequences × \(a.contextLength) tokens); worker \(name) allows \(limit >> 20) MiB" +
-                    (settings.maxMemory > 0 ? " (--max-memory)" : ""))
-            }
+            let weightBytes = try StageFile.tensorNames(in: file, layers: layers).reduce(0) { $0 + file.tensorInfo($1)!.byteCount }
+            let budget = try Stage.kvBudget(config: config, layers: layers.count, assign: a, weightBytes: weightBytes,
+                                            memoryLimit: memoryLimit, limitSource: settings.maxMemory > 0 ? "--max-memory" : "its memory")
             let stage = try Stage(file: file, assign: a, threads: settings.threads, precision: settings.precision,
-                                  sharedCores: settings.sharedCores)
+                                  sharedCores: settings.sharedCores, kvPages: budget.pages)
             if !a.nextEndpoint.isEmpty {
                 let socket = try ZMQSocket(context, type: .dealer)
                 try socket.setMaxMessageSize(Wire.maxFrameBytes)
@@ -300,9 +292,12 @@ public final class WorkerServer: @unchecked Sendable {
             self.stage = stage
             let ms = (ContinuousClock.now - started).components
             let millis = UInt32(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000)
-            log("stage \(a.stageIndex) of \(a.stageCount) ready: layers \(layers), \(weightBytes >> 20) MiB of weights, \(millis) ms")
+            let kvBytes = budget.pages * budget.shape.bytes
+            log("stage \(a.stageIndex) of \(a.stageCount) ready: layers \(layers), \(weightBytes >> 20) MiB of weights, " +
+                "KV cache up to \(kvBytes >> 20) MiB (\(budget.pages) pages of \(budget.shape.rows) positions), \(millis) ms")
             sendCoordinator(.loadReport(LoadReport(status: .ready, weightBytes: UInt64(weightBytes), kvCacheBytes: UInt64(kvBytes),
-                                                   residentBytes: SystemInfo.residentBytes(), loadMilliseconds: millis)))
+                                                   residentBytes: SystemInfo.residentBytes(), loadMilliseconds: millis,
+                                                   kvPages: UInt32(clamping: budget.pages), kvPageRows: UInt32(budget.shape.rows))))
         } catch let error as WireErrorMessage {
             throw error
         } catch {

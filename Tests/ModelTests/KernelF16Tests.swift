@@ -52,7 +52,6 @@ func attendHeadMatchesPlainAttention(n: Int) {
     let q = (0 ..< headDim).map { _ in Float.random(in: -1 ... 1, using: &rng) }
     let k32 = (0 ..< n * stride).map { _ in Float(Float16(Float.random(in: -1 ... 1, using: &rng))) }
     let v32 = (0 ..< n * stride).map { _ in Float(Float16(Float.random(in: -1 ... 1, using: &rng))) }
-    let k16 = k32.map { Float16($0).bitPattern }, v16 = v32.map { Float16($0).bitPattern }
     let scale: Float = 0.125
 
     var want = [Double](repeating: 0, count: headDim)
@@ -65,16 +64,40 @@ func attendHeadMatchesPlainAttention(n: Int) {
     var scratch = [Float](repeating: 0, count: n)
     for isF16 in [true, false] {
         var fast = [Float](repeating: 0, count: headDim), ref = fast
-        if isF16 {
-            qk_attend_head(q, k16, v16, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &fast, 1)
-            qk_attend_head_ref(q, k16, v16, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &ref, 1)
-        } else {
-            qk_attend_head(q, k32, v32, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &fast, 0)
-            qk_attend_head_ref(q, k32, v32, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &ref, 0)
+        // The rows in pages of `rows` positions, keys then values in each page (as KVCacheStore
+        // lays them out), against one page holding them all.
+        let elem = isF16 ? 2 : 4
+        func paged(_ rows: Int) -> [UnsafeMutableRawPointer] {
+            Swift.stride(from: 0, to: n, by: rows).map { p0 in
+                let page = UnsafeMutableRawPointer.allocate(byteCount: 2 * rows * stride * elem, alignment: 64)
+                for r in 0 ..< min(rows, n - p0) {
+                    for i in 0 ..< stride {
+                        let (k, v) = (k32[(p0 + r) * stride + i], v32[(p0 + r) * stride + i])
+                        if isF16 {
+                            page.storeBytes(of: Float16(k).bitPattern, toByteOffset: (r * stride + i) * 2, as: UInt16.self)
+                            page.storeBytes(of: Float16(v).bitPattern, toByteOffset: ((rows + r) * stride + i) * 2, as: UInt16.self)
+                        } else {
+                            page.storeBytes(of: k, toByteOffset: (r * stride + i) * 4, as: Float.self)
+                            page.storeBytes(of: v, toByteOffset: ((rows + r) * stride + i) * 4, as: Float.self)
+                        }
+                    }
+                }
+                return page
+            }
         }
-        for i in 0 ..< headDim {
-            #expect(abs(fast[i] - ref[i]) < 1e-5)
-            #expect(abs(Double(fast[i]) - want[i]) < 1e-5)
+        for rows in [n, 4, 16] {
+            let pages = paged(rows)
+            defer { pages.forEach { $0.deallocate() } }
+            let table: [UnsafeRawPointer?] = pages.map { UnsafeRawPointer($0) }
+            let valueOffset = Int64(rows * stride * elem)
+            qk_attend_head(q, table, Int64(rows), 0, valueOffset, Int64(n), Int64(headDim), Int64(stride), scale, &scratch, &fast,
+                           isF16 ? 1 : 0)
+            qk_attend_head_ref(q, table, Int64(rows), 0, valueOffset, Int64(n), Int64(headDim), Int64(stride), scale, &scratch,
+                               &ref, isF16 ? 1 : 0)
+            for i in 0 ..< headDim {
+                #expect(abs(fast[i] - ref[i]) < 1e-5, "rows \(rows)")
+                #expect(abs(Double(fast[i]) - want[i]) < 1e-5, "rows \(rows)")
+            }
         }
     }
 }

@@ -62,14 +62,17 @@ import Testing
 
     @Test func loadReport() throws {
         let message = WireMessage.loadReport(LoadReport(status: .needWeights, weightBytes: 0x10, kvCacheBytes: 0x20,
-                                                        residentBytes: 0x30, loadMilliseconds: 0x1234, receivedBytes: 0x40))
-        let expected: [UInt8] = header(3, 37)
+                                                        residentBytes: 0x30, loadMilliseconds: 0x1234, receivedBytes: 0x40,
+                                                        kvPages: 0x50, kvPageRows: 16))
+        let expected: [UInt8] = header(3, 45)
             + [0x01]                                            // status: needWeights
             + [0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // weightBytes
             + [0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // kvCacheBytes
             + [0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // residentBytes
             + [0x34, 0x12, 0x00, 0x00]                          // loadMilliseconds
             + [0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // receivedBytes
+            + [0x50, 0x00, 0x00, 0x00]                          // kvPages
+            + [0x10, 0x00, 0x00, 0x00]                          // kvPageRows
         try check(message, expected)
     }
 

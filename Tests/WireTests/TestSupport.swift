@@ -79,7 +79,7 @@ enum Samples {
         .assign(Assign(model: model, layerStart: 0, layerEnd: 1, layerCount: 1, stageIndex: 0, stageCount: 1,
                        contextLength: 0, maxSequences: 0, activationType: .f32, nextEndpoint: "")),
         .loadReport(LoadReport(status: .ready, weightBytes: 1 << 40, kvCacheBytes: 3, residentBytes: .max, loadMilliseconds: 1234,
-                               receivedBytes: 5 << 30)),
+                               receivedBytes: 5 << 30, kvPages: 70_000, kvPageRows: 16)),
         .weightChunk(WeightChunk(offset: 1 << 20, totalBytes: 3 << 20, data: (0 ..< 300).map { UInt8(truncatingIfNeeded: $0 * 7) })),
         .weightChunk(WeightChunk(offset: 5, totalBytes: 5, data: [])),
         .forward(forward),

@@ -44,8 +44,3 @@ public struct ByteProgress {
         n >= 1 << 30 ? String(format: "%.2f GiB", Double(n) / Double(1 << 30)) : String(format: "%.0f MiB", Double(n) / Double(1 << 20))
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    public var totalSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

@@ -104,7 +104,7 @@ public final class Generator {
                 if done == promptIDs.count { logits = try engine.logits(x, rows: [chunk.count - 1]) }
             }
         } catch { throw .inference(error) }
-        let promptSeconds = (clock.now - start).seconds
+        let promptSeconds = (clock.now - start).totalSeconds
 
         let decodeStart = clock.now
         var steps = 0
@@ -123,11 +123,8 @@ public final class Generator {
         if !rest.isEmpty { _ = onText(rest) }
         return GenerationResult(promptIDs: promptIDs, generatedIDs: state.generatedIDs, text: state.text,
                                 finishReason: state.finishReason ?? .length,
-                                promptSeconds: promptSeconds, decodeSeconds: (clock.now - decodeStart).seconds,
+                                promptSeconds: promptSeconds, decodeSeconds: (clock.now - decodeStart).totalSeconds,
                                 decodeSteps: steps)
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

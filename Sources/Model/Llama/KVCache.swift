@@ -17,6 +17,8 @@ public enum KVCacheError: Error, Equatable, CustomStringConvertible {
     case contextOverflow(sequence: SequenceID, needed: Int, contextLength: Int)
     case positionGap(sequence: SequenceID, position: Int, expected: Int)
     case tooManySequences(limit: Int)
+    /// The batch needs more pages than the budget has free.
+    case outOfPages(needed: Int, free: Int, pageRows: Int)
 
     public var description: String {
         switch self {
@@ -25,6 +27,8 @@ public enum KVCacheError: Error, Equatable, CustomStringConvertible {
         case let .positionGap(seq, pos, expected):
             "sequence \(seq): token at position \(pos) does not follow its cache (next position is \(expected))"
         case let .tooManySequences(limit): "too many sequences at once (limit \(limit))"
+        case let .outOfPages(needed, free, rows):
+            "the KV cache is full: the batch needs \(needed) more pages of \(rows) positions, \(free) are free"
         }
     }
 }
@@ -38,109 +42,148 @@ public enum KVCacheType: String, Sendable, CaseIterable {
     public var elementBytes: Int { self == .f16 ? 2 : 4 }
 }
 
-/// The keys and values of one sequence for a range of layers, GQA-shaped: each position holds
-/// nKVHeads × headDim values per layer, shared by the query heads of each group.
-/// Storage grows by doubling up to the context length.
-public final class SequenceCache {
-    public let type: KVCacheType
+/// The shape of a stage's KV cache pages: a page holds `rows` consecutive positions of one
+/// sequence, keys and values of every layer of the stage, GQA-shaped (nKVHeads × headDim values
+/// per position and layer, shared by the query heads of each group).
+///
+/// Page layout: for each layer, `rows` key rows then `rows` value rows, each row kvDim elements.
+public struct KVPageShape: Sendable, Equatable {
+    public static let defaultRows = 16
+    public let rows: Int
+    public let layers: Int
     public let kvDim: Int
+    public let type: KVCacheType
+
+    public init(rows: Int = KVPageShape.defaultRows, layers: Int, kvDim: Int, type: KVCacheType = .f16) {
+        self.rows = rows; self.layers = layers; self.kvDim = kvDim; self.type = type
+    }
+
+    public var rowBytes: Int { kvDim * type.elementBytes }
+    public var bytes: Int { layers * 2 * rows * rowBytes }
+    /// Where a layer's keys and values start in a page.
+    func keyOffset(layer: Int) -> Int { 2 * layer * rows * rowBytes }
+    func valueOffset(layer: Int) -> Int { (2 * layer + 1) * rows * rowBytes }
+
+    /// Pages a sequence of `positions` positions holds.
+    public func pages(for positions: Int) -> Int { (positions + rows - 1) / rows }
+}
+
+/// The keys and values of one sequence for a stage's layers, in pages of the store's pool.
+public final class SequenceCache {
+    public let shape: KVPageShape
+    public var type: KVCacheType { shape.type }
     public let contextLength: Int
     /// Positions filled.
     public private(set) var count = 0
-    private(set) var capacity = 0
-    /// Per layer (relative to the stage's first layer): (capacity, kvDim) elements of `type`.
-    private(set) var keys: [UnsafeMutableRawPointer]
-    private(set) var values: [UnsafeMutableRawPointer]
+    /// Page i holds positions i·rows ..< (i+1)·rows: a stable table the attention kernel reads.
+    let pageTable: UnsafeMutablePointer<UnsafeRawPointer?>
+    public private(set) var pageCount = 0
 
-    init(type: KVCacheType, layers: Int, kvDim: Int, contextLength: Int) {
-        self.type = type
-        self.kvDim = kvDim
+    init(shape: KVPageShape, contextLength: Int) {
+        self.shape = shape
         self.contextLength = contextLength
-        keys = []
-        values = []
-        keys.reserveCapacity(layers)
-        values.reserveCapacity(layers)
-        for _ in 0 ..< layers {
-            keys.append(.allocate(byteCount: 0, alignment: 64))
-            values.append(.allocate(byteCount: 0, alignment: 64))
-        }
+        let most = shape.pages(for: contextLength)
+        pageTable = .allocate(capacity: max(most, 1))
+        pageTable.initialize(repeating: nil, count: max(most, 1))
     }
 
-    deinit {
-        keys.forEach { $0.deallocate() }
-        values.forEach { $0.deallocate() }
+    deinit { pageTable.deallocate() }
+
+    /// Bytes of the pages it holds.
+    public var byteCount: Int { pageCount * shape.bytes }
+
+    func append(page: UnsafeMutableRawPointer) {
+        pageTable[pageCount] = UnsafeRawPointer(page)
+        pageCount += 1
     }
 
-    /// Bytes held for keys and values.
-    public var byteCount: Int { keys.count * 2 * capacity * kvDim * type.elementBytes }
-
-    /// Makes room for positions `0..<n`.
-    func reserve(_ n: Int) {
-        guard n > capacity else { return }
-        let newCapacity = min(contextLength, max(n, capacity * 2, 16))
-        for l in keys.indices {
-            for isKey in [true, false] {
-                let old = isKey ? keys[l] : values[l]
-                let fresh = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * kvDim * type.elementBytes, alignment: 64)
-                fresh.copyMemory(from: old, byteCount: count * kvDim * type.elementBytes)
-                old.deallocate()
-                if isKey { keys[l] = fresh } else { values[l] = fresh }
-            }
-        }
-        capacity = newCapacity
+    /// Hands back its pages from index `keep` on.
+    func removePages(from keep: Int) -> [UnsafeMutableRawPointer] {
+        guard keep < pageCount else { return [] }
+        let gone = (keep ..< pageCount).map { UnsafeMutableRawPointer(mutating: pageTable[$0]!) }
+        for i in keep ..< pageCount { pageTable[i] = nil }
+        pageCount = keep
+        return gone
     }
 
     /// Stores one position's key and value (kvDim floats each) for a layer.
     func store(layer: Int, position: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
-        let offset = position * kvDim * type.elementBytes
+        let page = UnsafeMutableRawPointer(mutating: pageTable[position / shape.rows]!)
+        let row = (position % shape.rows) * shape.rowBytes
+        let k = page + shape.keyOffset(layer: layer) + row, v = page + shape.valueOffset(layer: layer) + row
         switch type {
         case .f16:
-            qk_f32_to_f16(key, (keys[layer] + offset).assumingMemoryBound(to: UInt16.self), Int64(kvDim))
-            qk_f32_to_f16(value, (values[layer] + offset).assumingMemoryBound(to: UInt16.self), Int64(kvDim))
+            qk_f32_to_f16(key, k.assumingMemoryBound(to: UInt16.self), Int64(shape.kvDim))
+            qk_f32_to_f16(value, v.assumingMemoryBound(to: UInt16.self), Int64(shape.kvDim))
         case .f32:
-            (keys[layer] + offset).copyMemory(from: key, byteCount: kvDim * 4)
-            (values[layer] + offset).copyMemory(from: value, byteCount: kvDim * 4)
+            k.copyMemory(from: key, byteCount: shape.kvDim * 4)
+            v.copyMemory(from: value, byteCount: shape.kvDim * 4)
         }
     }
-
-    /// Forgets positions from `n` on (rewinding the sequence).
-    func truncate(to n: Int) { count = min(count, n) }
 
     func setCount(_ n: Int) { count = n }
 }
 
-/// The caches of every sequence passing through a stage, bounded in number and in length.
+/// The caches of every sequence passing through a stage, in fixed-size pages from one pool:
+/// pages are taken as sequences grow and go back when they are released or rewound, and the
+/// pool never holds more than `pageCapacity` pages. So the cache lives within a memory budget
+/// whatever the context length and the number of sequences: what runs out is free pages, which
+/// `prepare` reports before touching anything (`KVCacheError.outOfPages`).
 public final class KVCacheStore {
-    public let type: KVCacheType
-    public let layerCount: Int
-    public let kvDim: Int
+    public let shape: KVPageShape
+    public var type: KVCacheType { shape.type }
+    public var layerCount: Int { shape.layers }
+    public var kvDim: Int { shape.kvDim }
     public let contextLength: Int
     public let maxSequences: Int
+    /// The most pages the pool may hold.
+    public let pageCapacity: Int
     public private(set) var sequences: [SequenceID: SequenceCache] = [:]
+    /// Pages made so far (resident), free ones among them.
+    private var made: [UnsafeMutableRawPointer] = []
+    private var free: [UnsafeMutableRawPointer] = []
 
-    public init(config: LlamaConfig, layers: Int, maxSequences: Int = 64, contextLength: Int? = nil, type: KVCacheType = .f16) {
-        self.type = type
-        layerCount = layers
-        kvDim = config.kvDim
+    /// `pageCapacity`: the budget in pages; by default enough for `maxSequences` sequences at
+    /// full context (made only as they are used).
+    public init(config: LlamaConfig, layers: Int, maxSequences: Int = 64, contextLength: Int? = nil, type: KVCacheType = .f16,
+                pageRows: Int = KVPageShape.defaultRows, pageCapacity: Int? = nil) {
+        shape = KVPageShape(rows: pageRows, layers: layers, kvDim: config.kvDim, type: type)
         self.contextLength = min(contextLength ?? config.contextLength, config.contextLength)
         self.maxSequences = maxSequences
+        self.pageCapacity = pageCapacity ?? maxSequences * shape.pages(for: self.contextLength)
     }
+
+    deinit { made.forEach { $0.deallocate() } }
 
     /// Positions a sequence holds (0 for an unknown one).
     public func count(of sequence: SequenceID) -> Int { sequences[sequence]?.count ?? 0 }
 
-    public func release(_ sequence: SequenceID) { sequences[sequence] = nil }
+    public func release(_ sequence: SequenceID) {
+        guard let cache = sequences.removeValue(forKey: sequence) else { return }
+        free += cache.removePages(from: 0)
+    }
 
-    /// Forgets a sequence's positions from `n` on.
-    public func truncate(_ sequence: SequenceID, to n: Int) { sequences[sequence]?.truncate(to: n) }
+    /// Forgets a sequence's positions from `n` on, handing back the pages it no longer needs.
+    public func truncate(_ sequence: SequenceID, to n: Int) {
+        guard let cache = sequences[sequence] else { return }
+        cache.setCount(min(cache.count, n))
+        free += cache.removePages(from: shape.pages(for: cache.count))
+    }
 
-    public var byteCount: Int { sequences.values.reduce(0) { $0 + $1.byteCount } }
+    /// Pages in use by sequences.
+    public var pagesInUse: Int { made.count - free.count }
+    public var freePages: Int { pageCapacity - pagesInUse }
+    /// Bytes of the pages in use.
+    public var byteCount: Int { pagesInUse * shape.bytes }
+    /// Bytes of every page made (in use or free for reuse): what the cache keeps resident.
+    public var residentByteCount: Int { made.count * shape.bytes }
 
     /// Checks a batch against the caches and makes room for it: each sequence's tokens must be
     /// consecutive, starting at or before the end of its cache (earlier means rewinding), and
-    /// fit in the context. Returns the cache of each token, in batch order.
+    /// fit in the context; the pages they need must be free. Nothing changes when it throws.
+    /// Returns the cache of each token, in batch order.
     func prepare(_ batch: [BatchToken]) throws(KVCacheError) -> [SequenceCache] {
-        var next: [SequenceID: Int] = [:]
+        var start: [SequenceID: Int] = [:], next: [SequenceID: Int] = [:]
         for t in batch {
             if let expected = next[t.sequence] {
                 guard t.position == expected else { throw .positionGap(sequence: t.sequence, position: t.position, expected: expected) }
@@ -149,6 +192,7 @@ public final class KVCacheStore {
                 guard t.position >= 0, t.position <= have else {
                     throw .positionGap(sequence: t.sequence, position: t.position, expected: have)
                 }
+                start[t.sequence] = t.position
             }
             guard t.position < contextLength else {
                 throw .contextOverflow(sequence: t.sequence, needed: t.position + 1, contextLength: contextLength)
@@ -157,12 +201,28 @@ public final class KVCacheStore {
         }
         let newSequences = next.keys.filter { sequences[$0] == nil }.count
         guard sequences.count + newSequences <= maxSequences else { throw .tooManySequences(limit: maxSequences) }
+        // Pages the batch takes, net of those a rewound sequence hands back.
+        var net = 0
         for (seq, end) in next {
-            let cache = sequences[seq] ?? SequenceCache(type: type, layers: layerCount, kvDim: kvDim, contextLength: contextLength)
+            let have = sequences[seq]?.pageCount ?? 0
+            let kept = start[seq]! < count(of: seq) ? min(have, shape.pages(for: start[seq]!)) : have
+            net += max(0, shape.pages(for: end) - kept) - (have - kept)
+        }
+        guard net <= freePages else { throw .outOfPages(needed: net, free: freePages, pageRows: shape.rows) }
+        for (seq, end) in next {
+            let cache = sequences[seq] ?? SequenceCache(shape: shape, contextLength: contextLength)
             sequences[seq] = cache
-            cache.reserve(end)
+            if start[seq]! < cache.count { truncate(seq, to: start[seq]!) }
+            while cache.pageCount < shape.pages(for: end) { cache.append(page: takePage()) }
         }
         return batch.map { sequences[$0.sequence]! }
+    }
+
+    private func takePage() -> UnsafeMutableRawPointer {
+        if let page = free.popLast() { return page }
+        let page = UnsafeMutableRawPointer.allocate(byteCount: shape.bytes, alignment: 64)
+        made.append(page)
+        return page
     }
 
     /// Records that the batch's positions are now filled.

@@ -58,10 +58,12 @@ public final class LlamaEngine {
         quantized.values.forEach { $0.free() }
     }
 
-    /// Makes a KV cache store shaped for this stage's layers.
-    public func makeCache(maxSequences: Int = 64, contextLength: Int? = nil, type: KVCacheType = .f16) -> KVCacheStore {
+    /// Makes a KV cache store shaped for this stage's layers; `pageCapacity` bounds its pages
+    /// (by default, room for `maxSequences` sequences at full context, made as they are used).
+    public func makeCache(maxSequences: Int = 64, contextLength: Int? = nil, type: KVCacheType = .f16,
+                          pageCapacity: Int? = nil) -> KVCacheStore {
         KVCacheStore(config: config, layers: weights.layerRange.count, maxSequences: maxSequences,
-                     contextLength: contextLength, type: type)
+                     contextLength: contextLength, type: type, pageCapacity: pageCapacity)
     }
 
     // MARK: Embedding
@@ -141,12 +143,13 @@ public final class LlamaEngine {
         pool.run { tid in
             for job in pool.share(of: nTok * c.nHeads, thread: tid) {
                 let t = job / c.nHeads, h = job % c.nHeads
-                let cache = caches[t]
-                // keys, values: (positions, kvDim); this head reads columns kvHead·headDim ..< +headDim.
-                let column = (h / c.kvMul) * c.headDim * cache.type.elementBytes
-                qk_attend_head(q + t * c.qDim + h * c.headDim, cache.keys[cacheLayer] + column, cache.values[cacheLayer] + column,
+                let cache = caches[t], shape = cache.shape
+                // Pages of (positions, kvDim) rows; this head reads columns kvHead·headDim ..< +headDim.
+                let column = (h / c.kvMul) * c.headDim * shape.type.elementBytes
+                qk_attend_head(q + t * c.qDim + h * c.headDim, cache.pageTable, Int64(shape.rows),
+                               Int64(shape.keyOffset(layer: cacheLayer) + column), Int64(shape.valueOffset(layer: cacheLayer) + column),
                                Int64(positions[t] + 1), Int64(c.headDim), Int64(c.kvDim), scale, scores + tid * stride,
-                               attn + t * c.qDim + h * c.headDim, cache.type == .f16 ? 1 : 0)
+                               attn + t * c.qDim + h * c.headDim, shape.type == .f16 ? 1 : 0)
             }
         }
         matmul([(w.wo, out)], input: attn, nTok: nTok) { rows in

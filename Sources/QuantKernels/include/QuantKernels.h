@@ -143,10 +143,12 @@ void qk_f32_to_f16_ref(const float *x, uint16_t *y, int64_t n);
 float qk_dot_f32_f16_ref(const float *a, const uint16_t *b, int64_t n);
 void qk_axpy_f16_ref(float a, const uint16_t *x, float *y, int64_t n);
 
-/// One query head's attention over a sequence's cache: out = softmax(q·K[p]·scale, p < n) · V.
-/// keys/values: rows `stride` elements apart (f16 bit patterns when kvIsF16, else f32), starting
-/// at this head's KV head; scores: room for n floats. *_ref: scalar f16 products.
-void qk_attend_head(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
-                    float scale, float *scores, float *out, int kvIsF16);
-void qk_attend_head_ref(const float *q, const void *keys, const void *values, int64_t n, int64_t headDim, int64_t stride,
-                        float scale, float *scores, float *out, int kvIsF16);
+/// One query head's attention over a sequence's paged cache: out = softmax(q·K[p]·scale, p < n) · V.
+/// Position p lies in pages[p / pageRows] at row p % pageRows: its key at byte keyOffset of the
+/// page plus the row times `stride` elements (f16 bit patterns when kvIsF16, else f32), its value
+/// likewise from valueOffset; the offsets include this head's KV-head column. scores: room for n
+/// floats. *_ref: scalar f16 products.
+void qk_attend_head(const float *q, const void *const *pages, int64_t pageRows, int64_t keyOffset, int64_t valueOffset,
+                    int64_t n, int64_t headDim, int64_t stride, float scale, float *scores, float *out, int kvIsF16);
+void qk_attend_head_ref(const float *q, const void *const *pages, int64_t pageRows, int64_t keyOffset, int64_t valueOffset,
+                        int64_t n, int64_t headDim, int64_t stride, float scale, float *scores, float *out, int kvIsF16);
