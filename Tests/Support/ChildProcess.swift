@@ -33,8 +33,15 @@ public final class ChildProcess: @unchecked Sendable {
         Self.collect(errPipe.fileHandleForReading, output) { output.err.append($0) }
     }
 
-    /// `strata ARGS`, optionally inside network namespace `netns`.
-    public static func strata(_ arguments: [String], netns: String? = nil, input: String? = nil) throws -> ChildProcess {
+    /// `strata ARGS`, optionally inside network namespace `netns`, or inside memory cgroup
+    /// `cgroup` (a shell moves itself in, writing `$BASHPID`, then becomes strata).
+    public static func strata(_ arguments: [String], netns: String? = nil, cgroup: MemoryCgroup? = nil,
+                              input: String? = nil) throws -> ChildProcess {
+        if let cgroup {
+            return try ChildProcess(URL(fileURLWithPath: "/bin/bash"),
+                                    ["-c", "echo $BASHPID > \"$0\" && exec \"$@\"", cgroup.procsFile, TestPaths.binary.path] + arguments,
+                                    input: input)
+        }
         if let netns {
             return try ChildProcess(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "exec", netns, TestPaths.binary.path] + arguments,
                                     input: input)
@@ -99,10 +106,10 @@ public final class WorkerProcess: @unchecked Sendable {
 
     /// Starts `strata worker --listen LISTEN ARGS…`; throws with the worker's stderr when it
     /// does not come up within 60 s.
-    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, _ arguments: [String]) throws {
+    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, cgroup: MemoryCgroup? = nil, _ arguments: [String]) throws {
         // --exit-with-parent: should this test process die, its workers go too.
         let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1", "--exit-with-parent"] + arguments,
-                                            netns: netns)
+                                            netns: netns, cgroup: cgroup)
         self.child = child
         var endpoint: String?
         ChildProcess.poll(timeout: .seconds(60)) {
