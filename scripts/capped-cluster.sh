@@ -70,16 +70,20 @@ run_cluster() {  # $1: label
   for i in $(seq 0 $((workers - 1))); do
     echo "  worker $i: peak $(($(peak "$root/strata-capped-$$-$i") >> 20)) MiB of $cap_mib MiB"
   done
-  grep -h "decode:" "$work/out-$1.txt" | sed 's/^/  /' || true
+  grep -h "decode:" "$work/out-$1.txt" "$work/coordinator-$1.log" | sed "s/^/  /" || true
 }
 
 echo "model $model ($(($(stat -c %s "$model") >> 20)) MiB), $workers workers capped at $cap_mib MiB each"
 start_workers
+stop_workers() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 run_cluster cold   # empty stage caches: layers streamed; the coordinator hashes the model once
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+stop_workers
 start_workers
 run_cluster warm   # stage files cached on the workers, digests cached on both sides
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+stop_workers
 
 "$strata" generate --model "$model" --threads 2 --prompt "$prompt" -n 16 >"$work/one.txt" 2>&1 || true
 echo "one process: $(grep -h "decode:" "$work/one.txt" || true)"

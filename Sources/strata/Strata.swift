@@ -8,6 +8,6 @@ struct Strata: AsyncParsableCommand {
         abstract: "Pipeline-parallel inference for Llama-architecture models.",
         version: StrataVersion.string,
         subcommands: [Generate.self, Chat.self, LocalCommand.self, WorkerCommand.self, CoordinatorCommand.self,
-                      Status.self, Tokenize.self, Inspect.self, Bench.self, Synth.self]
+                      Status.self, Tokenize.self, Inspect.self, Bench.self, Synth.self, Plan.self]
     )
 }

@@ -82,6 +82,21 @@ struct CLITests {
         #expect(run.stderr.contains("tokens/s"))
     }
 
+    /// `strata plan` runs the planner on a 70B shape without a file: eight stages of ten layers
+    /// on 7.5 GiB workers, each with its KV cache budget; too little memory is refused by name.
+    @Test func planCutsA70BShapeWithoutTheFile() throws {
+        let run = try Self.strata(["plan", "--shape", "llama-70b", "--type", "q4_k", "--workers", "8", "--memory", "7.5G"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let stages = run.stdout.split(separator: "\n").filter { $0.first?.isNumber == true && $0.contains("positions") }
+        #expect(stages.count == 8, "\(run.stdout)")
+        for (i, line) in stages.enumerated() {
+            #expect(line.hasPrefix("\(i)") && line.contains(" \(10 * i)-\(10 * i + 9) ") && line.contains("positions"), "\(line)")
+        }
+        #expect(run.stdout.contains("streaming every stage") && run.stdout.contains("tokens/s"))
+        let small = try Self.strata(["plan", "--shape", "llama-70b", "--workers", "8", "--memory", "4G"])
+        #expect(small.exitedWithError && small.stderr.contains("does not fit"), "\(small.stderr)")
+    }
+
     @Test func tokenizePrintsIDs() throws {
         let run = try Self.strata(["tokenize", "--model", Self.model, "--text", "<|im_start|>user\nHi<|im_end|>"])
         #expect(run.status == 0)
