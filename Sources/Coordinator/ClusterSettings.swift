@@ -5,7 +5,7 @@ import StrataWire
 public struct ClusterSettings: Sendable {
     public enum Default {
         public static let contextLength = 2048
-        public static let maxSequences = 16
+        public static let maxSequences = 64
         public static let maxWaiting = 64
         public static let prefillChunk = 512
         public static let connectTimeout: Duration = .seconds(10)

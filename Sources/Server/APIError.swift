@@ -66,6 +66,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             APIError(.badRequest, error.description, param: "prompt", code: "context_length_exceeded")
         case .generation(.emptyPrompt):
             APIError(.badRequest, error.description, param: "prompt")
+        case .kvCacheTooSmall:
+            APIError(.badRequest, error.description, param: "max_tokens", code: "context_length_exceeded")
         case .shutDown, .workerLost:
             APIError(.serviceUnavailable, error.description, code: "unavailable")
         default:

@@ -12,7 +12,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Tokens per sequence (prompt and reply).")
     var context: Int = ClusterSettings.Default.contextLength
 
-    @Option(help: "Sequences in flight at once; more wait in line.")
+    @Option(help: "Sequences in flight at once, as many as the workers' KV caches hold; more wait in line.")
     var maxSequences: Int = ClusterSettings.Default.maxSequences
 
     @Option(help: "How activations travel between stages: f32, f16, bf16 or q8_0.")
