@@ -215,10 +215,11 @@ struct Scheduler {
                 if let failure = drain(link) { return fail(failure) }
             }
             processResults()
+            // Ended sequences go first: their pages may let waiting ones start in this send.
+            releaseEnded()
             sendForward()
             // The head is done until results come back: free shared cores for the stages.
             if cluster.settings.sharedCores { cluster.head.pool.park() }
-            releaseEnded()
             cluster.runningCount.withLock { $0 = active.values.count { !$0.ended } }
             if ContinuousClock.now >= nextHeartbeat {
                 if let failure = heartbeat() { return fail(failure) }

@@ -22,13 +22,13 @@ func makeCluster(model: String, endpoints: [String], _ configure: (inout Cluster
 }
 
 /// Greedy ids from one process holding the whole model.
-func singleProcessGreedy(model: String, prompt: [Int32], steps: Int, precision: Precision = .fast) throws -> [Int32] {
+func singleProcessGreedy(model: String, prompt: [Int32], steps: Int, precision: Precision = .fast, stopAtEnd: Bool = true) throws -> [Int32] {
     let gguf = try GGUFFile(path: model)
     let config = try LlamaConfig(gguf: gguf)
     let weights = try LlamaWeights(gguf: gguf, layers: 0 ..< config.nLayers, embedding: true, head: true, precision: precision)
     let generator = Generator(engine: LlamaEngine(weights: weights, threads: 1), tokenizer: try Tokenizer(gguf: gguf),
                               contextLength: ClusterSettings.Default.contextLength)
-    return try generator.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: steps)).generatedIDs
+    return try generator.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: steps, stopAtEndOfGeneration: stopAtEnd)).generatedIDs
 }
 
 /// The public reference prompts (llama.cpp, F32) of the default model.

@@ -35,34 +35,39 @@ struct KVBudgetTests {
         defer { cluster.shutdown(stopWorkers: true) }
         #expect(cluster.stages.map(\.kvPages) == [8, 8] && cluster.stages.map(\.kvPageRows) == [16, 16])
 
-        // Five requests that may each fill the whole context: two run at once, the others wait.
+        // Five requests that may each fill the whole context, handed over at once: two run at
+        // once, the others wait for their pages. Events come in order on the scheduler's thread,
+        // so counting requests between their first token and their end is exact.
         let prompts: [[Int32]] = (0 ..< 5).map { [Int32($0 + 1), 7, 9, 11] }
-        let expected = try prompts.map { try singleProcessGreedy(model: path, prompt: $0, steps: 60) }
-        let results = Mutex<[Int: [Int32]]>([:])
-        let most = Synchronization.Atomic<Int>(0)
-        let done = Synchronization.Atomic<Bool>(false)
-        let watcher = Thread {
-            while !done.load(ordering: .relaxed) {
-                let running = cluster.load.running
-                if running > most.load(ordering: .relaxed) { most.store(running, ordering: .relaxed) }
-                usleep(200)
-            }
-        }
-        watcher.start()
-        // One thread per request, all submitting at once.
+        // (Past the end-of-generation token too: every request fills all 64 positions.)
+        let expected = try prompts.map { try singleProcessGreedy(model: path, prompt: $0, steps: 60, stopAtEnd: false) }
+        struct Tally { var live = 0, most = 0, started: Set<Int> = [], results: [Int: Result<GenerationResult, ClusterError>] = [:] }
+        let tally = Mutex(Tally())
         let finished = DispatchGroup()
         for i in prompts.indices {
             finished.enter()
-            Thread {
-                let ids = try? cluster.generate(promptIDs: prompts[i], options: GenerationOptions(maxTokens: 60)).generatedIDs
-                results.withLock { $0[i] = ids }
-                finished.leave()
-            }.start()
+            _ = try cluster.submit(promptIDs: prompts[i], options: GenerationOptions(maxTokens: 60, stopAtEndOfGeneration: false)) { event in
+                tally.withLock { t in
+                    switch event {
+                    case .token:
+                        if t.started.insert(i).inserted {
+                            t.live += 1
+                            t.most = max(t.most, t.live)
+                        }
+                    case let .finished(result):
+                        if t.started.contains(i) { t.live -= 1 }
+                        t.results[i] = result
+                    }
+                }
+                if case .finished = event { finished.leave() }
+            }
         }
         finished.wait()
-        done.store(true, ordering: .relaxed)
-        let got = results.withLock { $0 }
-        for i in prompts.indices { #expect(got[i] == expected[i], "request \(i)") }
-        #expect(most.load(ordering: .relaxed) == 2, "\(cluster.stages.map(\.kvPages))")
+        let t = tally.withLock { $0 }
+        for i in prompts.indices {
+            let ids = try? t.results[i]?.get().generatedIDs
+            #expect(ids == expected[i] && ids?.count == 60, "request \(i)")
+        }
+        #expect(t.most == 2, "\(cluster.stages.map(\.kvPages))")
     }
 }
