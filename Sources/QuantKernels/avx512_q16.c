@@ -25,9 +25,9 @@
 // bytes as code*256 times its int8 sub-scale*256 with vpmulhw (exactly (q-32)*sc). Float
 // sub-block scales: Q4_K/Q5_K d*sc_j and -dmin*m_j, IQ4_XS d*(ls_j-32).
 //
-// Int32: a lane sums 16 products (two per multiply-add, 2 chains x 4 vectors) of |q16| <= 32767
-// and |weight word| <= 4096 (Q6_K (q-32)*sc), so |sum| <= 16*4096*32767 < 2^31; the Q4_0/Q5_0
-// centring adds at most 16*32*32767.
+// Int32: a lane sums 16 products (two per multiply-add, 8 vectors: 2 chains of 4, or one of 8 in a
+// full tile) of |q16| <= 32767 and |weight word| <= 4096 (Q6_K (q-32)*sc), so
+// |sum| <= 16*4096*32767 < 2^31; the Q4_0/Q5_0 centring adds at most 16*32*32767.
 //
 // Weights stream: each row is prefetched 512 bytes ahead into L1, and when rows are shorter than
 // a 4 KB page (then several rows share a page, which defeats the hardware's per-page stream
@@ -39,6 +39,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "avx512_transpose.h"
 
 #define A512_TARGET "avx512f,avx512bw,avx512vl,avx2,fma,f16c,bmi2"
 #define A512_FN __attribute__((target(A512_TARGET)))
@@ -607,29 +608,6 @@ int qk_avx512vnni_matmul_q16(uint32_t type, const void *W, size_t rb, int64_t n,
 
 // MARK: - Activation quantization
 
-/// r[i] = 16 floats of row i; on return r[j] = element j of the 16 rows (64 shuffles).
-A512_INLINE void transpose16(__m512 r[16]) {
-    __m512 a[16], b[16];
-    for (int k = 0; k < 8; k++) {
-        a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-        a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
-    for (int m = 0; m < 4; m++) {  // b[4m+c], lane L: element 4L+c of rows 4m..4m+3
-        b[4 * m] = _mm512_shuffle_ps(a[4 * m], a[4 * m + 2], 0x44);
-        b[4 * m + 1] = _mm512_shuffle_ps(a[4 * m], a[4 * m + 2], 0xEE);
-        b[4 * m + 2] = _mm512_shuffle_ps(a[4 * m + 1], a[4 * m + 3], 0x44);
-        b[4 * m + 3] = _mm512_shuffle_ps(a[4 * m + 1], a[4 * m + 3], 0xEE);
-    }
-    for (int c = 0; c < 4; c++) {
-        const __m512 c1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), c2 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
-        const __m512 c3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44), c4 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-        r[c] = _mm512_shuffle_f32x4(c1, c3, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
-        r[8 + c] = _mm512_shuffle_f32x4(c2, c4, 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(c2, c4, 0xDD);
-    }
-}
-
 /// q[j] = x[j]/d rounded half away from zero, clamped to +-32767, exactly as the scalar
 /// reference's round_away((double)x / (double)d), for 16 floats. The scalar's double quotient
 /// cannot cross a half-integer k+1/2 (x and d have 24-bit significands, so x/d is either exactly
@@ -681,8 +659,10 @@ A512_FN void qk_avx512_quantize_q16(const float *x, void *dst, int64_t n) {
         __m512 amax = _mm512_setzero_ps(), s = _mm512_setzero_ps();
         for (int h = 0; h < 2; h++) {
             __m512 r[16];
-            for (int i = 0; i < 16; i++) r[i] = i < cnt ? _mm512_loadu_ps(xb + i * QK32 + 16 * h) : _mm512_setzero_ps();
-            transpose16(r);
+            __m512i t[16];
+            for (int i = 0; i < 16; i++) t[i] = i < cnt ? _mm512_loadu_si512(xb + i * QK32 + 16 * h) : _mm512_setzero_si512();
+            qk_transpose16x16(t);
+            for (int j = 0; j < 16; j++) r[j] = _mm512_castsi512_ps(t[j]);
             for (int j = 0; j < 16; j++) {
                 amax = _mm512_max_ps(amax, _mm512_abs_ps(r[j]));
                 s = _mm512_add_ps(s, r[j]);

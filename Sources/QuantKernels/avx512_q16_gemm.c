@@ -21,6 +21,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "avx512_transpose.h"
 
 #define G512_TARGET "avx512f,avx512bw,avx512vl,avx2,fma,f16c,bmi2"
 #define G512_FN __attribute__((target(G512_TARGET)))
@@ -50,29 +51,6 @@ typedef struct {
     int nv;
 } xchunk;
 
-/// r[i] = 16 dwords of row i; on return r[j] = dword j of the 16 rows.
-G512_INLINE void g_transpose16(__m512i r[16]) {
-    __m512i a[16], b[16];
-    for (int k = 0; k < 8; k++) {
-        a[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-        a[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-    }
-    for (int m = 0; m < 4; m++) {
-        b[4 * m] = _mm512_unpacklo_epi64(a[4 * m], a[4 * m + 2]);
-        b[4 * m + 1] = _mm512_unpackhi_epi64(a[4 * m], a[4 * m + 2]);
-        b[4 * m + 2] = _mm512_unpacklo_epi64(a[4 * m + 1], a[4 * m + 3]);
-        b[4 * m + 3] = _mm512_unpackhi_epi64(a[4 * m + 1], a[4 * m + 3]);
-    }
-    for (int c = 0; c < 4; c++) {
-        const __m512i c1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44), c2 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xEE);
-        const __m512i c3 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44), c4 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xEE);
-        r[c] = _mm512_shuffle_i32x4(c1, c3, 0x88);
-        r[4 + c] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
-        r[8 + c] = _mm512_shuffle_i32x4(c2, c4, 0x88);
-        r[12 + c] = _mm512_shuffle_i32x4(c2, c4, 0xDD);
-    }
-}
-
 /// Fills a chunk from nt tokens (rows xs bytes apart) and nb q16 blocks starting at X.
 G512_INLINE void fill_chunk(const xchunk *c, const uint8_t *X, size_t xs, int nt, int64_t nb) {
     for (int v = 0; v < c->nv; v++) {
@@ -91,7 +69,7 @@ G512_INLINE void fill_chunk(const xchunk *c, const uint8_t *X, size_t xs, int nt
                     r[i] = _mm512_setzero_si512();
                 }
             }
-            g_transpose16(r);
+            qk_transpose16x16(r);
             int32_t *o = c->xt + (size_t)b * 16 * c->nv * 16 + (size_t)v * 16;
             for (int j = 0; j < 16; j++) _mm512_store_si512(o + (size_t)j * c->nv * 16, r[j]);
             memcpy(c->dx + ((size_t)b * c->nv + v) * 16, dx, sizeof dx);

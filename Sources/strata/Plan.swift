@@ -94,7 +94,7 @@ struct Plan: ParsableCommand {
         guard let shape, let s = ModelShape.named(shape) else {
             throw ValidationError("give --model FILE or --shape NAME (\(ModelShape.named.map(\.name).joined(separator: ", ")))")
         }
-        guard let weightType = GGMLType.allCases.first(where: { $0.isWeightType && $0.description.lowercased() == type.lowercased() }),
+        guard let weightType = GGMLType(weightName: type),
               let matrices = weightType.byteCount(elements: s.layerMatrixElements),
               let embedding = weightType.byteCount(elements: s.vocab * s.dim) else {
             throw ValidationError("--type \(type) is not a weight type for this shape")

@@ -42,7 +42,7 @@ struct Synth: ParsableCommand {
     var seed: UInt64 = 1
 
     func run() throws {
-        guard let weightType = GGMLType.allCases.first(where: { $0.isWeightType && $0.description.lowercased() == type.lowercased() }) else {
+        guard let weightType = GGMLType(weightName: type) else {
             throw ValidationError("--type \(type) is not a weight type Strata computes with")
         }
         var s: ModelShape
@@ -86,5 +86,13 @@ struct Synth: ParsableCommand {
 
     static func bytes(_ n: Int) -> String {
         n >= 1 << 30 ? String(format: "%.2f GiB", Double(n) / Double(1 << 30)) : String(format: "%.1f MiB", Double(n) / Double(1 << 20))
+    }
+}
+
+extension GGMLType {
+    /// The weight type named `name` (as `--type` takes it: q4_0, q4_k, f16, …), case-insensitively.
+    init?(weightName name: String) {
+        guard let t = GGMLType.allCases.first(where: { $0.isWeightType && $0.description.lowercased() == name.lowercased() }) else { return nil }
+        self = t
     }
 }
