@@ -9,8 +9,8 @@ import ZeroMQ
 /// sampling; cuts the model's layers into stages on its workers; and schedules every request
 /// through the pipeline, many sequences in flight at once.
 ///
-/// `init` connects to the workers, hands out the stages and waits until every stage is loaded.
-/// `generate` may then be called from any number of threads at once.
+/// `start` connects to the workers, hands out the stages and returns once every stage is
+/// loaded. `submit` and `generate` may then be called from any number of tasks at once.
 public final class Cluster: @unchecked Sendable {
     public let settings: ClusterSettings
     public let tokenizer: Tokenizer
@@ -26,33 +26,41 @@ public final class Cluster: @unchecked Sendable {
     /// SHA-256 of every tensor of the model (hex), for the stages to check what they load.
     let tensorDigests: [String: String]
     let log: @Sendable (String) -> Void
+    /// True once loading is to stop (checked from the setup thread): setup ends with `.shutDown`.
+    private let isStopped: @Sendable () -> Bool
+    /// Runs the scheduler once every stage is loaded.
+    private(set) var driver: SchedulerDriver!
+    private let closed = Mutex(false)
 
-    // Submissions from callers; the scheduler thread takes them.
-    let inbox = Mutex<Inbox>(Inbox())
-    let wakeReceiver: ZMQSocket
-    var scheduler: Thread?
-    let stopped = DispatchSemaphore(value: 0)
-    let figures: Mutex<PipelineFigures>
-    let stageSnapshot = Mutex<[StageInfo]>([])
-    /// Sequences running (admitted and not ended), as the scheduler last counted.
-    let runningCount = Mutex<Int>(0)
-
-    struct Inbox: ~Copyable {
-        var submissions: [Submission] = []
-        var stopping = false
-        /// Requests accepted and not yet answered: running or waiting in line.
-        var accepted = 0
-        /// A caller cancelled a request since the scheduler last looked.
-        var cancellations = false
-        /// Set once the cluster has failed for good: every later submission gets it.
-        var failure: ClusterError?
-        var waker: ZMQSocket?
+    /// Connects to the workers, hands out the stages and returns once every stage is loaded.
+    /// Loading may take minutes, so it runs on a thread of its own; cancelling the task stops
+    /// it within a moment, with `.shutDown`.
+    public static func start(settings: ClusterSettings, log: @escaping @Sendable (String) -> Void = { _ in }) async throws(ClusterError) -> Cluster {
+        let stop = StopFlag()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Result<Cluster, ClusterError>, Never>) in
+                let thread = Thread {
+                    done.resume(returning: Result { () throws(ClusterError) in
+                        try Cluster(settings: settings, log: log, isStopped: { stop.isSet })
+                    })
+                }
+                thread.name = "strata-cluster-setup"
+                thread.stackSize = 4 << 20
+                thread.start()
+            }
+        } onCancel: {
+            stop.set()
+        }
+        return try result.get()
     }
 
-    public init(settings: ClusterSettings, log: @escaping @Sendable (String) -> Void = { _ in }) throws(ClusterError) {
+    /// Connects, plans and loads, blocking the calling thread; see `start`.
+    private init(settings: ClusterSettings, log: @escaping @Sendable (String) -> Void,
+                 isStopped: @escaping @Sendable () -> Bool) throws(ClusterError) {
         guard !settings.workers.isEmpty else { throw .noWorkers }
         self.settings = settings
         self.log = log
+        self.isStopped = isStopped
         do {
             file = try GGUFFile(path: settings.model)
             config = try LlamaConfig(gguf: file)
@@ -61,6 +69,7 @@ public final class Cluster: @unchecked Sendable {
             var progress = ByteProgress("hashing \(settings.model) (once; the digests are cached)", total: file.fileSize, log: log)
             let digests = try ModelDigests.ofModel(file, cache: settings.digestCache.map(DigestCache.init), progress: { done, _ in
                 progress.update(done)
+                return !isStopped()
             })
             progress.finish(file.fileSize)
             model = ModelIdentity(sha256: ModelDigests.bytes(hex: digests.sha256 ?? "") ?? [], byteCount: UInt64(file.fileSize),
@@ -69,21 +78,16 @@ public final class Cluster: @unchecked Sendable {
             let weights = try LlamaWeights(gguf: file, layers: 0 ..< 0, embedding: true, head: true, precision: settings.precision)
             head = LlamaEngine(weights: weights, threads: settings.threads,
                                idleSpin: settings.sharedCores ? .microseconds(200) : .milliseconds(5))
+        } catch DigestError.stopped {
+            throw .shutDown
         } catch {
             throw .model("cannot load \(settings.model): \(error)")
         }
         contextLength = min(settings.contextLength, config.contextLength)
-        figures = Mutex(PipelineFigures(stages: settings.workers.count))
         do {
             let context = try ZMQContext()
             self.context = context
             links = try settings.workers.enumerated().map { i, e throws(ZMQError) in try WorkerLink(context: context, endpoint: e, index: i) }
-            let wake = "inproc://strata-scheduler-\(UUID().uuidString)"
-            wakeReceiver = try ZMQSocket(context, type: .pull)
-            try wakeReceiver.bind(wake)
-            let waker = try ZMQSocket(context, type: .push)
-            try waker.connect(wake)
-            inbox.withLock { $0.waker = waker }
         } catch {
             throw .model("cannot open sockets: \(error)")
         }
@@ -92,36 +96,29 @@ public final class Cluster: @unchecked Sendable {
             let ranges = try plan()
             try assign(ranges)
         } catch {
-            closeLinks(stopWorkers: false)
+            abandon()
             throw error
         }
-        stageSnapshot.withLock { $0 = links.map(stageInfo) }
-        let thread = Thread { [self] in runScheduler() }
-        thread.name = "strata-scheduler"
-        thread.stackSize = 4 << 20
-        scheduler = thread
-        thread.start()
+        do {
+            driver = try SchedulerDriver(links: links, head: head, config: config, tokenizer: tokenizer, settings: settings,
+                                         contextLength: contextLength, context: context, stageInfo: links.map(StageInfo.init), log: log)
+        } catch {
+            abandon()
+            throw .model("cannot open the scheduler's sockets: \(error)")
+        }
     }
 
     /// The stages as last reported.
-    public var stages: [StageInfo] { stageSnapshot.withLock { $0 } }
+    public var stages: [StageInfo] { driver.stages.withLock { $0 } }
 
     /// The chat template the model file carries (Jinja source), if any.
     public var chatTemplateSource: String? { try? file.optionalString("tokenizer.chat_template") }
 
-    /// Per-stage compute time and per-hop latency of every message so far.
-    public var pipelineFigures: PipelineFigures { figures.withLock { $0 } }
+    /// Per-stage compute time and per-hop latency of every batch so far.
+    public var pipelineFigures: PipelineFigures { driver.figures.withLock { $0 } }
 
     /// Why the cluster stopped serving (a worker lost, say), or nil while it serves.
-    public var failure: ClusterError? { inbox.withLock { $0.failure } }
-
-    func stageInfo(_ link: WorkerLink) -> StageInfo {
-        StageInfo(endpoint: link.endpoint, workerID: link.hello?.peerID ?? link.endpoint, layers: link.layers,
-                  memoryBytes: link.hello?.memoryBytes ?? 0, weightBytes: link.report?.weightBytes ?? 0,
-                  kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0, sequences: Int(link.lastHeartbeat?.sequences ?? 0),
-                  residentBytes: link.lastHeartbeat?.residentBytes ?? link.report?.residentBytes ?? 0,
-                  streamedWeights: link.streamed, kvPages: Int(link.report?.kvPages ?? 0), kvPageRows: Int(link.report?.kvPageRows ?? 0))
-    }
+    public var failure: ClusterError? { driver.failure }
 
     // MARK: Setup
 
@@ -133,12 +130,12 @@ public final class Cluster: @unchecked Sendable {
                          onTimeout: (WorkerLink) -> ClusterError) throws(ClusterError) {
         let deadline = ContinuousClock.now + timeout
         while let waiting = links.first(where: { !done($0) }) {
+            if isStopped() { throw .shutDown }
             try tick()
             let left = deadline - .now
             guard left > .zero else { throw onTimeout(waiting) }
-            let ms = Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1
             do {
-                let ready = try ZMQ.poll(links.map { ($0.socket, .readable) }, timeoutMilliseconds: min(ms, 100))
+                let ready = try ZMQ.poll(links.map { ($0.socket, .readable) }, timeoutMilliseconds: min(left.milliseconds, 100))
                 for (link, events) in zip(links, ready) where events.contains(.readable) {
                     while let message = try receive(link) { try handle(link, message) }
                 }
@@ -272,18 +269,18 @@ public final class Cluster: @unchecked Sendable {
 
     // MARK: Shutdown
 
-    /// Stops the scheduler (failing what is still running) and, with `stopWorkers`, tells every
-    /// worker to exit.
+    /// Ends every request with `.shutDown`, stops the scheduler and, with `stopWorkers`, tells
+    /// every worker to exit. Later calls do nothing.
     public func shutdown(stopWorkers: Bool = false) {
-        let wasRunning = inbox.withLock { inbox -> Bool in
-            guard !inbox.stopping else { return false }
-            inbox.stopping = true
-            _ = try? inbox.waker?.send([0], dontWait: true)
-            return true
-        }
-        guard wasRunning else { return }
-        if scheduler != nil { stopped.wait() }
+        guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
+        driver.stop()
         closeLinks(stopWorkers: stopWorkers)
+    }
+
+    /// Setup failed: closes the links, so that `deinit` has nothing left to do.
+    private func abandon() {
+        closed.withLock { $0 = true }
+        closeLinks(stopWorkers: false)
     }
 
     private func closeLinks(stopWorkers: Bool) {
@@ -291,12 +288,27 @@ public final class Cluster: @unchecked Sendable {
             if stopWorkers { try? link.send(.shutdown) }
             link.socket.close()
         }
-        inbox.withLock { $0.waker?.close(); $0.waker = nil }
-        wakeReceiver.close()
         // Every socket is closed: wait (up to their linger) until the last messages, the
         // workers' shutdown among them, have left, even if the process exits right after.
         context.terminate()
     }
 
     deinit { shutdown() }
+}
+
+extension StageInfo {
+    init(_ link: WorkerLink) {
+        self.init(endpoint: link.endpoint, workerID: link.hello?.peerID ?? link.endpoint, layers: link.layers,
+                  memoryBytes: link.hello?.memoryBytes ?? 0, weightBytes: link.report?.weightBytes ?? 0,
+                  kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0, sequences: Int(link.lastHeartbeat?.sequences ?? 0),
+                  residentBytes: link.lastHeartbeat?.residentBytes ?? link.report?.residentBytes ?? 0,
+                  streamedWeights: link.streamed, kvPages: Int(link.report?.kvPages ?? 0), kvPageRows: Int(link.report?.kvPageRows ?? 0))
+    }
+}
+
+/// Set once, from any thread, to stop work running on another.
+private final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
 }

@@ -155,38 +155,29 @@ extension APIServer {
 
     // MARK: Running
 
-    /// Hands the job to the cluster and answers, whole or streamed.
+    /// Hands the job to the cluster and answers, whole or streamed. Whoever stops listening
+    /// (a cancelled task, a closed connection) stops the sequence: the cluster's stream of
+    /// events ends its request when its reader goes away.
     func run(_ job: GenerationJob, _ s: Serving) async throws -> Response {
-        let (events, continuation) = AsyncStream.makeStream(of: Delivery.self)
-        let handle: GenerationHandle
-        do {
-            handle = try s.cluster.submit(promptIDs: job.promptIDs, options: job.options) { event in
-                continuation.yield(.event(event))
-                if case .finished = event { continuation.finish() }
-            }
-        } catch {
+        let events: AsyncThrowingStream<GenerationEvent, any Error>
+        do { events = try s.cluster.submit(promptIDs: job.promptIDs, options: job.options) } catch {
             throw APIError.from(error)
         }
-        // Whoever stops listening (a cancelled task, a closed connection) stops the sequence.
-        continuation.onTermination = { _ in handle.cancel() }
         let timer = TokenTimer(job: job, metrics: metrics)
-        if job.stream { return streamResponse(job, events, continuation, handle, timer) }
-        return try await withTaskCancellationHandler {
-            var result: GenerationResult?
-            for await delivery in events {
-                guard case let .event(event) = delivery else { continue }
+        if job.stream { return streamResponse(job, events, timer) }
+        do {
+            for try await event in events {
                 switch event {
                 case .token: timer.token()
-                case let .finished(.success(r)): result = r
-                case let .finished(.failure(e)): throw APIError.from(e)
+                case let .finished(r):
+                    timer.finished(r, cancelled: false)
+                    return answer(job, r)
                 }
             }
-            guard let result else { throw APIError(.internalServerError, "the generation ended without an answer") }
-            timer.finished(result, cancelled: false)
-            return answer(job, result)
-        } onCancel: {
-            handle.cancel()
+        } catch let error as ClusterError {
+            throw APIError.from(error)
         }
+        throw APIError(.internalServerError, "the generation ended without an answer")
     }
 
     private func answer(_ job: GenerationJob, _ r: GenerationResult) -> Response {
@@ -207,12 +198,24 @@ extension APIServer {
     /// nothing else is written (waiting in line, a long prompt) a comment line goes out every
     /// `keepAlive`: it keeps proxies from timing the stream out, and finds a client that left
     /// before its first token.
-    private func streamResponse(_ job: GenerationJob, _ events: AsyncStream<Delivery>, _ continuation: AsyncStream<Delivery>.Continuation,
-                                _ handle: GenerationHandle, _ timer: TokenTimer) -> Response {
+    private func streamResponse(_ job: GenerationJob, _ events: AsyncThrowingStream<GenerationEvent, any Error>,
+                                _ timer: TokenTimer) -> Response {
         let created = job.created
         let model = settings.modelID
         let keepAlive = Self.keepAlive
         let body = ResponseBody { writer in
+            let (deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self)
+            // The cluster's events and the keep-alive ticks, in one line. Cancelling `pump`
+            // (when this body ends, however it ends) stops the request if it is still running.
+            let pump = Task {
+                do {
+                    for try await event in events { continuation.yield(.event(event)) }
+                } catch {
+                    continuation.yield(.failed(error as? ClusterError ?? .cancelled))
+                }
+                continuation.finish()
+            }
+            defer { pump.cancel() }
             let ticker = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: keepAlive)
@@ -243,16 +246,23 @@ extension APIServer {
             }
             do {
                 if job.kind == .chat { try await send(chunk("", role: "assistant")) }
-                for await delivery in events {
-                    guard case let .event(event) = delivery else {
+                for await delivery in deliveries {
+                    let event: GenerationEvent
+                    switch delivery {
+                    case .keepAlive:
                         if ContinuousClock.now - lastWrite >= keepAlive { try await write(ByteBuffer(string: ": keep-alive\n\n")) }
                         continue
+                    case let .failed(e):
+                        try await send(APIError.from(e).body)
+                        continue
+                    case let .event(e):
+                        event = e
                     }
                     switch event {
                     case let .token(_, text):
                         timer.token()
                         if !text.isEmpty { try await send(chunk(text)) }
-                    case let .finished(.success(r)):
+                    case let .finished(r):
                         timer.finished(r, cancelled: false)
                         try await send(chunk(job.kind == .chat ? nil : "", finish: r.finishReason.rawValue))
                         if job.includeUsage {
@@ -264,15 +274,12 @@ extension APIServer {
                                 try await send(ChatChunk(id: job.id, created: created, model: model, choices: [], usage: usage))
                             }
                         }
-                    case let .finished(.failure(e)):
-                        try await send(APIError.from(e).body)
                     }
                 }
                 try await write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             } catch {
                 timer.cancelled()
-                handle.cancel()
                 throw error
             }
         }
@@ -280,10 +287,11 @@ extension APIServer {
     }
 }
 
-/// What a request's stream carries to its answer: the cluster's events, and for streamed
-/// answers a tick now and then to keep the connection alive.
+/// What a streamed answer writes: the cluster's events, how the request failed, and a tick
+/// now and then to keep the connection alive.
 enum Delivery: Sendable {
     case event(GenerationEvent)
+    case failed(ClusterError)
     case keepAlive
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 import StrataCoordinator
 import StrataModel
@@ -44,10 +45,10 @@ public final class APIServer: Sendable {
 
     public init(settings: ServerSettings) { self.settings = settings }
 
-    /// Starts serving requests on `cluster`.
-    public func serve(_ cluster: Cluster, chatTemplate name: String? = nil) {
+    /// Starts serving requests on `cluster`, with `template` for chat completions (none: they
+    /// are refused, naming /v1/completions).
+    public func serve(_ cluster: Cluster, template: ChatTemplate?) {
         let tokenizer = cluster.tokenizer
-        let template = try? ChatTemplate.resolve(named: name, jinja: cluster.chatTemplateSource)
         ready.withLock {
             $0 = Serving(cluster: cluster, template: template,
                          bosText: tokenizer.bosID.flatMap(tokenizer.tokenText) ?? "",
@@ -67,20 +68,19 @@ public final class APIServer: Sendable {
         return s
     }
 
-    /// Runs the HTTP server until SIGINT or SIGTERM (or until the task is cancelled).
-    /// `onListening` receives the base URL once the socket is bound.
-    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+    /// The HTTP server, to run as a service (swift-service-lifecycle): it serves until its
+    /// service group shuts down. `onListening` receives the base URL once the socket is bound.
+    public func service(logger: Logger, onListening: @escaping @Sendable (String) -> Void = { _ in }) -> some Service {
         let host = settings.host
-        let app = Application(
+        return Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(host, port: settings.port), serverName: "strata"),
             onServerRunning: { channel in
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onListening("http://\(shown):\(channel.localAddress?.port ?? 0)")
             },
-            logger: { var l = Logger(label: "strata.http"); l.logLevel = .warning; return l }()
+            logger: logger
         )
-        try await app.runService()
     }
 
     func makeRouter() -> Router<BasicRequestContext> {

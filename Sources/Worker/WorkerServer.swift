@@ -290,8 +290,7 @@ public final class WorkerServer: @unchecked Sendable {
                 next = socket
             }
             self.stage = stage
-            let ms = (ContinuousClock.now - started).components
-            let millis = UInt32(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000)
+            let millis = UInt32(clamping: (ContinuousClock.now - started).milliseconds)
             let kvBytes = budget.pages * budget.shape.bytes
             log("stage \(a.stageIndex) of \(a.stageCount) ready: layers \(layers), \(weightBytes >> 20) MiB of weights, " +
                 "KV cache up to \(kvBytes >> 20) MiB (\(budget.pages) pages of \(budget.shape.rows) positions), \(millis) ms")

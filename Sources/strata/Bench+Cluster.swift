@@ -34,7 +34,7 @@ extension Bench {
         var worker_memory: [Worker]
     }
 
-    func runCluster(workers count: Int) throws {
+    func runCluster(workers count: Int) async throws {
         // One process and the cluster side by side, their runs interleaved: this machine's
         // speed drifts, and a ratio means something only between neighbouring runs.
         let (_, engine, tokenizer) = try modelOptions.load()
@@ -47,16 +47,16 @@ extension Bench {
         defer { local.stop() }
         var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
         settings.maxSequences = max(settings.maxSequences, 8)
-        let c = try Cluster(settings: settings)
+        let c = try await Cluster.start(settings: settings)
         defer { c.shutdown(stopWorkers: true) }
 
         _ = try generator.generate(promptIDs: benchPrompt, options: benchOptions)  // warm-up: page in the weights
-        _ = try c.generate(promptIDs: benchPrompt, options: benchOptions)
+        _ = try await c.generate(promptIDs: benchPrompt, options: benchOptions)
         _ = c.latencyFigures(reset: true)
         var oneProcessRuns: [Double] = [], oneStreamRuns: [Double] = [], batchedRuns: [Double] = []
         for _ in 0 ..< repetitions {
             oneProcessRuns.append(try generator.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
-            oneStreamRuns.append(try c.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
+            oneStreamRuns.append(try await c.generate(promptIDs: benchPrompt, options: benchOptions).decodeTokensPerSecond)
         }
         for _ in 0 ..< max(1, repetitions / 2) { batchedRuns.append(try batchedDecode(engine, prompt: benchPrompt, streams: 8)) }
         let oneProcess = median(oneProcessRuns), oneStream = median(oneStreamRuns), batched = median(batchedRuns)
@@ -67,7 +67,8 @@ extension Bench {
 
         var concurrent: [ClusterOutput.Streams] = []
         for streams in [1, 4, 8] {
-            let runs = try (0 ..< max(1, repetitions / 2)).map { _ in try aggregate(c, prompt: benchPrompt, streams: streams) }
+            var runs: [Double] = []
+            for _ in 0 ..< max(1, repetitions / 2) { runs.append(try await aggregate(c, prompt: benchPrompt, streams: streams)) }
             let agg = median(runs)
             concurrent.append(.init(streams: streams, aggregate_tokens_per_second: agg, per_stream_tokens_per_second: agg / Double(streams)))
         }
@@ -136,16 +137,13 @@ extension Bench {
 
     /// Tokens per second over `streams` generations running at once, from the first
     /// submission until the last one ends.
-    private func aggregate(_ c: Cluster, prompt: [Int32], streams: Int) throws -> Double {
+    private func aggregate(_ c: Cluster, prompt: [Int32], streams: Int) async throws -> Double {
         let prompts = (0 ..< streams).map { i in [prompt[0] + Int32(i)] + prompt.dropFirst() }  // distinct prompts
         let options = benchOptions
         let start = ContinuousClock.now
-        let tokens = ResultSlots(count: streams)
-        onSeparateThreads(streams) { i in
-            tokens.set(i, Result { try c.generate(promptIDs: prompts[i], options: options) })
-        }
+        let results = await c.generateAll(prompts, options: options)
         let seconds = (ContinuousClock.now - start).totalSeconds
-        let total = try tokens.all.reduce(0) { $0 + (try $1!.get().generatedIDs.count) }
+        let total = try results.reduce(0) { $0 + (try $1.get().generatedIDs.count) }
         return Double(total) / seconds
     }
 }

@@ -62,7 +62,7 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         if let api = try client.client() { return try await runServer(api) }
-        if let workers { return try runCluster(workers: workers) }
+        if let workers { return try await runCluster(workers: workers) }
         let (_, engine, _) = try modelOptions.load()
         let tokens = benchTokens(max(prompt, generate), vocabularySize: engine.config.vocabSize)
         // Room for the longest run only: a model's full context (32k for some) would reserve for nothing.

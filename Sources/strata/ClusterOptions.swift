@@ -60,36 +60,23 @@ struct ClusterOptions: ParsableArguments {
 
 /// Runs the prompts through a cluster, all at once: one prompt streams its text; several print
 /// each reply as it completes, in prompt order.
-func generateOnCluster(_ cluster: Cluster, prompts: PromptOptions, sampling: SamplingOptions) throws {
+func generateOnCluster(_ cluster: Cluster, prompts: PromptOptions, sampling: SamplingOptions) async throws {
     let gguf = try GGUFFile(path: cluster.settings.model)
     let ids = try prompts.prompt.map { try prompts.encode($0, gguf: gguf, tokenizer: cluster.tokenizer) }
     let options = sampling.generationOptions
     if ids.count == 1 && !prompts.json {
-        let r = try cluster.generate(promptIDs: ids[0], options: options) { piece in writeOut(piece); return true }
+        let r = try await cluster.generate(promptIDs: ids[0], options: options) { piece in writeOut(piece); return true }
         writeOut("\n")
         writeErr(String(format: "prompt: %d tokens, %.1f tokens/s; decode: %d tokens, %.1f tokens/s\n",
                         r.promptIDs.count, r.promptTokensPerSecond, r.generatedIDs.count, r.decodeTokensPerSecond))
         return
     }
-    let results = ResultSlots(count: ids.count)
-    onSeparateThreads(ids.count) { i in
-        results.set(i, Result { try cluster.generate(promptIDs: ids[i], options: options) })
-    }
-    for (i, r) in results.all.enumerated() {
-        let result = try r!.get()
+    for (i, r) in await cluster.generateAll(ids, options: options).enumerated() {
+        let result = try r.get()
         if prompts.json {
             print(try jsonString(GenerationOutput(result)))
         } else {
             print("[\(i + 1)] \(result.text)")
         }
     }
-}
-
-/// Results filled in from several threads.
-final class ResultSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [Result<GenerationResult, any Error>?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: Result<GenerationResult, any Error>) { lock.withLock { slots[i] = r } }
-    var all: [Result<GenerationResult, any Error>?] { lock.withLock { slots } }
 }

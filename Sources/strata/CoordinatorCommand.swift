@@ -41,13 +41,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 writeErr("coordinator: \($0)\n")
             }
         }
-        let c = try Cluster(settings: settings, log: { writeErr("coordinator: \($0)\n") })
+        let c = try await Cluster.start(settings: settings, log: { writeErr("coordinator: \($0)\n") })
         defer { c.shutdown(stopWorkers: stopWorkers) }
         for (i, s) in c.stages.enumerated() {
             writeErr("coordinator: stage \(i) on \(s.endpoint): layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)\n")
         }
         if !prompts.prompt.isEmpty {
-            return try generateOnCluster(c, prompts: prompts, sampling: sampling)
+            return try await generateOnCluster(c, prompts: prompts, sampling: sampling)
         }
         // No --prompt: one prompt per line from stdin, answered in turn, until end of input.
         writeErr("coordinator: ready; reading one prompt per line from stdin\n")
@@ -55,7 +55,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             guard !line.isEmpty else { continue }
             var one = prompts
             one.prompt = [line]
-            do { try generateOnCluster(c, prompts: one, sampling: sampling) } catch let error as ClusterError {
+            do { try await generateOnCluster(c, prompts: one, sampling: sampling) } catch let error as ClusterError {
                 writeErr("error: \(error)\n")
                 if case .workerLost = error { throw error }
             }

@@ -48,13 +48,13 @@ struct LocalCommand: AsyncParsableCommand {
                 if verbose { writeErr("coordinator: \($0)\n") }
             }
         }
-        let c = try Cluster(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
+        let c = try await Cluster.start(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
         defer { c.shutdown(stopWorkers: true) }
         if verbose {
             for (i, s) in c.stages.enumerated() {
                 writeErr("stage \(i): \(s.endpoint), layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)\n")
             }
         }
-        try generateOnCluster(c, prompts: prompts, sampling: sampling)
+        try await generateOnCluster(c, prompts: prompts, sampling: sampling)
     }
 }

@@ -38,17 +38,13 @@ final class LocalWorkers {
         return String(text[range.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Waits up to `grace` for the workers to exit (after the coordinator told them to), then
-    /// terminates the rest.
+    /// Asks every worker still running to stop (SIGTERM: a worker shuts down gracefully on
+    /// it), waits up to `grace`, kills what is left and reaps them all.
     func stop(grace: Duration = .seconds(5)) {
-        let deadline = ContinuousClock.now + grace
+        for p in processes where p.isRunning { p.terminate() }
+        let killAt = ContinuousClock.now + grace
         for p in processes {
-            while p.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-            if p.isRunning { p.terminate() }
-        }
-        for p in processes {
-            let killAt = ContinuousClock.now + .seconds(2)
-            while p.isRunning && ContinuousClock.now < killAt { usleep(10_000) }
+            while p.isRunning && ContinuousClock.now < killAt { usleep(5_000) }
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
         }

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import StrataCoordinator
 import StrataServer
-import Synchronization
+import Logging
+import ServiceLifecycle
+import StrataModel
 
 /// The HTTP API's flags, for `strata coordinator` and `strata local`.
 struct ServeOptions: ParsableArguments {
@@ -53,53 +55,53 @@ struct ServeOptions: ParsableArguments {
     }
 }
 
-/// `--http`: builds the cluster behind the API, serves until SIGINT or SIGTERM, then shuts the
-/// cluster down.
+/// `--http`: serves the HTTP API while the cluster connects and loads its stages (until then
+/// /health answers 503), then serves the cluster, until SIGINT or SIGTERM, at any moment,
+/// loading included. Both run as services of one service group (swift-service-lifecycle):
+/// on a signal the cluster shuts down first (ending what runs with "shutting down"), then the
+/// HTTP server. A cluster that cannot start ends the group with its error.
 func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTemplate: String?, stopWorkers: Bool,
                   log: @escaping @Sendable (String) -> Void) async throws {
-    let c = try await serveHTTP(try serve.serverSettings(model: settings.model), chatTemplate: chatTemplate) {
-        try Cluster(settings: settings, log: log)
-    }
-    c?.shutdown(stopWorkers: stopWorkers)
-}
-
-/// Serves the HTTP API while `makeCluster` connects and loads the stages (until then /health
-/// answers 503), until SIGINT or SIGTERM. Returns the cluster, if it came up, for shutting down.
-func serveHTTP(_ settings: ServerSettings, chatTemplate: String?,
-               makeCluster: @escaping @Sendable () throws -> Cluster) async throws -> Cluster? {
-    let server = APIServer(settings: settings)
-    let cluster = ClusterSlot()
+    let serverSettings = try serve.serverSettings(model: settings.model)
+    // A bad --chat-template is an error now, not at the first chat request.
+    let template: ChatTemplate?
     do {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await server.run { url in
-                    writeErr("strata: serving the API at \(url) (\(settings.apiKey == nil ? "no API key" : "API key required"))\n")
-                }
-            }
-            group.addTask {
-                let c = try await withCheckedThrowingContinuation { (done: CheckedContinuation<Cluster, any Error>) in
-                    let t = Thread { done.resume(with: Result { try makeCluster() }) }
-                    t.stackSize = 4 << 20
-                    t.start()
-                }
-                cluster.value.withLock { $0 = c }
-                server.serve(c, chatTemplate: chatTemplate)
-                writeErr("strata: every stage is loaded; ready\n")
-            }
-            // The server returns at SIGINT/SIGTERM; a cluster that cannot start ends the group.
-            while let _ = try await group.next() {
-                if cluster.value.withLock({ $0 == nil }) || group.isEmpty { break }
-            }
-            group.cancelAll()
-        }
-    } catch {
-        if let c = cluster.value.withLock({ $0 }) { c.shutdown() }
-        throw error
+        let jinja = try GGUFFile(path: settings.model).optionalString("tokenizer.chat_template")
+        template = chatTemplate == nil ? try? ChatTemplate.resolve(named: nil, jinja: jinja) : try ChatTemplate.resolve(named: chatTemplate, jinja: jinja)
     }
-    return cluster.value.withLock { $0 }
+    let server = APIServer(settings: serverSettings)
+    var logger = Logger(label: "strata.http")
+    logger.logLevel = .warning
+    let http = server.service(logger: logger) { url in
+        writeErr("strata: serving the API at \(url) (\(serverSettings.apiKey == nil ? "no API key" : "API key required"))\n")
+    }
+    let cluster = ClusterService(settings: settings, server: server, template: template, stopWorkers: stopWorkers, log: log)
+    let group = ServiceGroup(configuration: .init(
+        services: [.init(service: http), .init(service: cluster, successTerminationBehavior: .gracefullyShutdownGroup)],
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
 }
 
-/// The cluster, once it is up.
-private final class ClusterSlot: Sendable {
-    let value = Mutex<Cluster?>(nil)
+/// The cluster behind the API, as a service: it starts the cluster (stopping at once if asked
+/// to shut down meanwhile), hands it to the server, and shuts it down when the group does.
+struct ClusterService: Service {
+    let settings: ClusterSettings
+    let server: APIServer
+    let template: ChatTemplate?
+    let stopWorkers: Bool
+    let log: @Sendable (String) -> Void
+
+    func run() async throws {
+        let cluster: Cluster
+        do {
+            cluster = try await cancelWhenGracefulShutdown { try await Cluster.start(settings: settings, log: log) }
+        } catch ClusterError.shutDown {
+            writeErr("strata: stopped while loading\n")
+            return
+        }
+        server.serve(cluster, template: template)
+        writeErr("strata: every stage is loaded; ready\n")
+        try? await gracefulShutdown()
+        cluster.shutdown(stopWorkers: stopWorkers)
+    }
 }

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
+import ServiceLifecycle
 import StrataModel
 import StrataWorker
 
-struct WorkerCommand: ParsableCommand {
+struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Serve a range of decoder layers to a coordinator.",
@@ -45,16 +47,40 @@ struct WorkerCommand: ParsableCommand {
         if let maxMemory, parseBytes(maxMemory) == nil { throw ValidationError("--max-memory '\(maxMemory)': expected bytes, e.g. 512M or 8G") }
     }
 
-    func run() throws {
+    /// Serves until a coordinator says shutdown, SIGINT or SIGTERM (a graceful stop), or,
+    /// with --exit-with-parent, until the parent process is gone.
+    func run() async throws {
         let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
                                       cacheDirectory: cacheDir, precision: Precision(rawValue: precision)!, name: name,
                                       sharedCores: sharedCores)
         let server = try WorkerServer(settings: settings)
         writeOut("strata worker listening on \(server.endpoint)\n")
         if exitWithParent { watchParent { server.stop() } }
-        try server.run()
+        var logger = Logger(label: "strata.worker")
+        logger.logLevel = .warning
+        let group = ServiceGroup(configuration: .init(services: [.init(service: WorkerService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
+}
 
+/// The worker's loop as a service: it runs on a thread of its own (it blocks in ZeroMQ and
+/// computes), and a graceful shutdown stops it.
+struct WorkerService: Service {
+    let server: WorkerServer
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                let thread = Thread { done.resume(with: Result { try server.run() }) }
+                thread.name = "strata-worker"
+                thread.stackSize = 4 << 20
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            server.stop()
+        }
+    }
 }
 
 /// `--exit-with-parent`: when the process that started this one goes away, `stop` runs (tests

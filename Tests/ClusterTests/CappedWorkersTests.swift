@@ -9,7 +9,7 @@ import Testing
 /// coordinator streams their layers), and answers as one uncapped process does.
 @Suite(.serialized)
 struct CappedWorkersTests {
-    @Test func aModelLargerThanEachWorkersCapRunsThroughTheCluster() throws {
+    @Test func aModelLargerThanEachWorkersCapRunsThroughTheCluster() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-capped-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -31,7 +31,7 @@ struct CappedWorkersTests {
             defer {
                 for w in workers where w.child.wait(timeout: .seconds(20)) == nil { w.kill() }
             }
-            let cluster = try makeCluster(model: model, endpoints: workers.map(\.endpoint)) {
+            let cluster = try await makeCluster(model: model, endpoints: workers.map(\.endpoint)) {
                 $0.contextLength = 256
                 $0.loadTimeout = .seconds(600)
             }
@@ -42,7 +42,7 @@ struct CappedWorkersTests {
             #expect(cluster.stages.map(\.layers.count).reduce(0, +) == 36)
             for prompt: [Int32] in [[1, 2, 3, 4], [900, 31, 7]] {
                 let expected = try singleProcessGreedy(model: model, prompt: prompt, steps: 12)
-                let got = try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 12)).generatedIDs
+                let got = try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 12)).generatedIDs
                 #expect(got == expected)
             }
         }

@@ -11,98 +11,92 @@ import ZeroMQ
 struct ClusterFailureTests {
     static let tiny = TinyModel(nLayers: 4, contextLength: 64, seed: 5)
 
-    @Test func unreachableWorkerIsNamed() throws {
+    @Test func unreachableWorkerIsNamed() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let start = ContinuousClock.now
-        // A port nobody listens on.
-        #expect {
-            _ = try makeCluster(model: path, endpoints: ["tcp://127.0.0.1:9"]) { $0.connectTimeout = .seconds(2) }
+        // A port nobody listens on: the error names it and the timeout that ran out.
+        await #expect {
+            _ = try await makeCluster(model: path, endpoints: ["tcp://127.0.0.1:9"]) { $0.connectTimeout = .seconds(2) }
         } throws: { error in
             "\(error)".contains("tcp://127.0.0.1:9") && "\(error)".contains("did not answer within 2 s")
         }
-        #expect(ContinuousClock.now - start < .seconds(10))
     }
 
-    @Test func killedWorkerIsNamedAndTheRestStop() throws {
+    @Test func killedWorkerIsNamedAndTheRestStop() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(workers) {} }
-        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint))
         defer { cluster.shutdown(stopWorkers: true) }
-        _ = try cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 4))
+        _ = try await cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 4))
         workers[1].kill()
         let start = ContinuousClock.now
-        #expect {
-            _ = try cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 40))
+        await #expect {
+            _ = try await cluster.generate(promptIDs: [1, 2, 3], options: GenerationOptions(maxTokens: 40))
         } throws: { error in
             "\(error)".contains(workers[1].endpoint) && "\(error)".contains("lost")
         }
-        #expect(ContinuousClock.now - start < .seconds(15))
+        #expect(ContinuousClock.now - start < .seconds(30))  // noticed, not hung: the worker timeout is 3 s
         // Later requests are refused at once with the same cause.
-        #expect { _ = try cluster.generate(promptIDs: [1], options: GenerationOptions(maxTokens: 1)) } throws: { "\($0)".contains("lost") }
+        await #expect { _ = try await cluster.generate(promptIDs: [1], options: GenerationOptions(maxTokens: 1)) } throws: { "\($0)".contains("lost") }
         cluster.shutdown(stopWorkers: true)
         #expect(workers[0].child.wait(timeout: .seconds(10)) == 0)
     }
 
-    @Test func workerWithAnotherModelIsRefused() throws {
+    @Test func workerWithAnotherModelIsRefused() async throws {
         let path = try Self.tiny.write()
         var other = Self.tiny
         other.seed = 99
         let otherPath = try other.write()
         defer { for p in [path, otherPath] { try? FileManager.default.removeItem(atPath: p) } }
         let workers = try startWorkers(1, model: path) + [try WorkerProcess(["--model", otherPath])]
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(workers) {} }
-        #expect {
-            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
+        defer { workers.forEach { $0.kill() } }
+        await #expect {
+            _ = try await makeCluster(model: path, endpoints: workers.map(\.endpoint))
         } throws: { error in
             let text = "\(error)"
             return text.contains(workers[1].endpoint) && text.contains("differs") && text.contains("in tensor blk.")
         }
     }
 
-    @Test func assignmentBeyondMaxMemoryIsRefused() throws {
+    @Test func assignmentBeyondMaxMemoryIsRefused() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path, ["--max-memory", "64K"])
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(workers) {} }
+        defer { workers.forEach { $0.kill() } }
         // An even split that cannot fit names the stage, its worker and what it offers.
-        #expect {
-            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even; $0.maxSequences = 64 }
+        await #expect {
+            _ = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even; $0.maxSequences = 64 }
         } throws: { error in
             "\(error)".contains(workers[0].endpoint) && "\(error)".contains("offers 64 KiB") && "\(error)".contains("KV cache")
         }
         // The memory-weighted split sees it cannot fit before assigning anything.
-        #expect {
-            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.maxSequences = 64 }
+        await #expect {
+            _ = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.maxSequences = 64 }
         } throws: { error in
             "\(error)".contains("does not fit")
         }
     }
 
-    @Test func promptPastTheContextIsRefused() throws {
+    @Test func promptPastTheContextIsRefused() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(workers) {} }
-        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.contextLength = 32 }
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.contextLength = 32 }
         defer { cluster.shutdown(stopWorkers: true) }
-        #expect {
-            _ = try cluster.generate(promptIDs: [Int32](repeating: 3, count: 40), options: GenerationOptions(maxTokens: 4))
+        await #expect {
+            _ = try await cluster.generate(promptIDs: [Int32](repeating: 3, count: 40), options: GenerationOptions(maxTokens: 4))
         } throws: { "\($0)".contains("40 tokens") && "\($0)".contains("32") }
         // Generation stops at the context instead of overflowing it.
-        let r = try cluster.generate(promptIDs: [Int32](repeating: 3, count: 20), options: GenerationOptions(maxTokens: 100))
+        let r = try await cluster.generate(promptIDs: [Int32](repeating: 3, count: 20), options: GenerationOptions(maxTokens: 100))
         #expect(r.generatedIDs.count == 12 && r.finishReason == .length)
     }
 
     /// A peer that speaks the next protocol version: the coordinator names the mismatch, and the worker
     /// answers such a peer with an error frame rather than silence.
-    @Test func otherProtocolVersionIsNamed() throws {
+    @Test func otherProtocolVersionIsNamed() async throws {
         let context = try ZMQContext()
         let fake = try ZMQSocket(context, type: .router)
         try fake.bind("tcp://127.0.0.1:*")
@@ -123,16 +117,15 @@ struct ClusterFailureTests {
         defer { done.value = true }
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect {
-            _ = try makeCluster(model: path, endpoints: [endpoint])
+        await #expect {
+            _ = try await makeCluster(model: path, endpoints: [endpoint])
         } throws: { error in
             "\(error)".contains("protocol version \(Wire.protocolVersion + 1)") && "\(error)".contains(endpoint)
         }
 
         // And the other way: our worker answers a next-version hello with an error naming both versions.
         let worker = try WorkerProcess([])
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(worker) {} }
+        defer { worker.kill() }
         let dealer = try ZMQSocket(context, type: .dealer)
         try dealer.connect(worker.endpoint)
         var hello = WireMessage.hello(Hello(role: .coordinator, peerID: "future", appVersion: "9.0")).encoded()

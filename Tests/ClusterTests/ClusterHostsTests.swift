@@ -11,7 +11,7 @@ struct ClusterHostsTests {
 
     /// A worker without the model gets its layers streamed, caches them, and loads them from
     /// its cache on the next start; the output is the single process's either way.
-    @Test func streamedLayersAreCachedAndCorrect() throws {
+    @Test func streamedLayersAreCachedAndCorrect() async throws {
         let path = try Self.tiny.write()
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("strata-cache-\(UUID().uuidString)").path
         defer { for p in [path, cache] { try? FileManager.default.removeItem(atPath: p) } }
@@ -19,11 +19,10 @@ struct ClusterHostsTests {
         let expected = try singleProcessGreedy(model: path, prompt: prompt, steps: 30)
         for round in 0 ..< 2 {
             let workers = try startWorkers(1, model: path) + [try WorkerProcess(["--cache-dir", cache])]
-            // Swift may release a value after its last use: keep the processes until the end.
-            defer { withExtendedLifetime(workers) {} }
-            let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
+            defer { workers.forEach { $0.kill() } }
+            let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
             #expect(cluster.stages.map(\.streamedWeights) == [false, round == 0], "round \(round)")
-            #expect(try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 30)).generatedIDs == expected)
+            #expect(try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 30)).generatedIDs == expected)
             cluster.shutdown(stopWorkers: true)
             for w in workers { w.child.wait(timeout: .seconds(10)) }
             let files = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".gguf") }
@@ -36,7 +35,7 @@ struct ClusterHostsTests {
     /// A worker with a copy of the model checks only its own layers of it against the
     /// coordinator's digests: a copy that differs in another stage's layer serves, one that
     /// differs in its own is refused with an error naming the tensor.
-    @Test func aWorkerChecksOnlyItsOwnLayersOfItsCopy() throws {
+    @Test func aWorkerChecksOnlyItsOwnLayersOfItsCopy() async throws {
         let path = try Self.tiny.write()
         let copy = path + ".copy"
         defer { for p in [path, copy] { try? FileManager.default.removeItem(atPath: p) } }
@@ -54,17 +53,17 @@ struct ClusterHostsTests {
         try corruptCopy("blk.0.ffn_up.weight")  // layer 0 is the first worker's, from the original
         do {
             let workers = [try WorkerProcess(["--model", path]), try WorkerProcess(["--model", copy])]
-            defer { withExtendedLifetime(workers) {} }
-            let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
+            defer { workers.forEach { $0.kill() } }
+            let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
             defer { cluster.shutdown(stopWorkers: true) }
-            #expect(try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 12)).generatedIDs == expected)
+            #expect(try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 12)).generatedIDs == expected)
         }
 
         try corruptCopy("blk.3.ffn_up.weight")  // layer 3 is the second worker's
         let workers = [try WorkerProcess(["--model", path]), try WorkerProcess(["--model", copy])]
-        defer { withExtendedLifetime(workers) {} }
-        #expect {
-            _ = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
+        defer { workers.forEach { $0.kill() } }
+        await #expect {
+            _ = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = stages([2, 3]) }
         } throws: { error in
             "\(error)".contains("blk.3.ffn_up.weight") && "\(error)".contains(workers[1].endpoint)
         }
@@ -73,7 +72,7 @@ struct ClusterHostsTests {
     /// Three hosts: each worker in its own network namespace behind a bridge, at its own
     /// address; the coordinator reaches them over veth, and stages pass activations to each
     /// other directly across the bridge.
-    @Test func workersOnSeparateHosts() throws {
+    @Test func workersOnSeparateHosts() async throws {
         let net = try TestNetwork(hosts: 3)
         defer { net.tearDown() }
         let path = try Self.tiny.write()
@@ -84,14 +83,13 @@ struct ClusterHostsTests {
             try WorkerProcess(listen: "tcp://\(net.address(i)):7000", netns: net.namespace(i),
                               i < 2 ? ["--model", path] : ["--cache-dir", cache])
         }
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(workers) {} }
+        defer { workers.forEach { $0.kill() } }
         #expect(workers.map(\.endpoint) == (0 ..< 3).map { "tcp://\(net.address($0)):7000" })
-        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) { $0.partition = .even }
         defer { cluster.shutdown(stopWorkers: true) }
         for prompt: [Int32] in [[1, 2, 3], [44, 45]] {
             let expected = try singleProcessGreedy(model: path, prompt: prompt, steps: 24)
-            #expect(try cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 24)).generatedIDs == expected)
+            #expect(try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 24)).generatedIDs == expected)
         }
         #expect(cluster.stages.map(\.streamedWeights) == [false, false, true])
     }

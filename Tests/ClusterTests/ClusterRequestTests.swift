@@ -5,93 +5,124 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Requests as the HTTP layer makes them: submitted, streamed as events, cancelled, refused when
-/// the line is full.
+/// Requests as the HTTP layer makes them: submitted, streamed as events, cancelled by the
+/// task that reads them, refused when the line is full.
 @Suite(.serialized)
 struct ClusterRequestTests {
     static let tiny = TinyModel(nLayers: 4, contextLength: 2048, seed: 11)
 
-    /// Collects one request's events.
-    final class Events: Sendable {
-        let state = Mutex<(tokens: [Int32], text: String, outcome: Result<GenerationResult, ClusterError>?)>(([], "", nil))
-        let done = DispatchSemaphore(value: 0)
-
-        func take(_ event: GenerationEvent) {
-            switch event {
-            case let .token(id, text): state.withLock { $0.tokens.append(id); $0.text += text }
-            case let .finished(r):
-                state.withLock { $0.outcome = r }
-                done.signal()
-            }
-        }
-
-        var tokens: Int { state.withLock { $0.tokens.count } }
-    }
-
     /// The events of a request carry exactly the tokens and text of its result, which equals
-    /// the blocking `generate`.
-    @Test func eventsMatchTheResult() throws {
+    /// `generate`'s.
+    @Test func eventsMatchTheResult() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
-        defer { withExtendedLifetime(workers) {} }
-        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint))
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint))
         defer { cluster.shutdown(stopWorkers: true) }
         let options = GenerationOptions(maxTokens: 20, stopAtEndOfGeneration: false)
-        let events = Events()
-        _ = try cluster.submit(promptIDs: [5, 6, 7], options: options, onEvent: events.take)
-        #expect(events.done.wait(timeout: .now() + 30) == .success)
-        let (tokens, text, outcome) = events.state.withLock { ($0.tokens, $0.text, $0.outcome) }
-        let result = try #require(try outcome?.get())
-        #expect(tokens == result.generatedIDs && tokens.count == 20)
-        #expect(text == result.text)
-        #expect(try cluster.generate(promptIDs: [5, 6, 7], options: options).generatedIDs == tokens)
+        var tokens: [Int32] = [], text = ""
+        var result: GenerationResult?
+        for try await event in try cluster.submit(promptIDs: [5, 6, 7], options: options) {
+            switch event {
+            case let .token(id, piece): tokens.append(id); text += piece
+            case let .finished(r): result = r
+            }
+        }
+        let r = try #require(result)
+        #expect(tokens == r.generatedIDs && tokens.count == 20)
+        #expect(text == r.text)
+        #expect(try await cluster.generate(promptIDs: [5, 6, 7], options: options).generatedIDs == tokens)
     }
 
-    /// With one slot and one place in line, a third request is refused with `.busy`; cancelling
-    /// the waiting one ends it with `.cancelled`, cancelling the running one ends it early,
-    /// and every stage's KV cache is then empty.
-    @Test func busyAndCancel() throws {
+    /// With one slot and one place in line, a third request is refused with `.busy`. Cancelling
+    /// the task reading the waiting one takes it out of the line; cancelling the task reading
+    /// the running one stops it, and every stage's KV cache is then empty. (The last stage is
+    /// held with SIGSTOP while the running request is cancelled, so that it cannot have
+    /// finished by itself first.)
+    @Test func busyAndCancel() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
-        defer { withExtendedLifetime(workers) {} }
-        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) {
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) {
             $0.maxSequences = 1
             $0.maxWaiting = 1
+            $0.workerTimeout = .seconds(60)
         }
         defer { cluster.shutdown(stopWorkers: true) }
         let long = GenerationOptions(maxTokens: 2000, stopAtEndOfGeneration: false)
-        let running = Events(), waiting = Events()
-        let first = try cluster.submit(promptIDs: [1, 2, 3], options: long, onEvent: running.take)
-        #expect(ChildProcess.poll(timeout: .seconds(10)) { running.tokens > 0 })
-        let second = try cluster.submit(promptIDs: [4, 5, 6], options: long, onEvent: waiting.take)
+        let tokens = Tally()
+        /// Reads a request's events; true when it finished (not so when cancelled).
+        func reader(_ events: AsyncThrowingStream<GenerationEvent, any Error>, counting: Tally?) -> Task<Bool, any Error> {
+            Task {
+                do {
+                    for try await event in events {
+                        if case .finished = event { return true }
+                        counting?.add()
+                    }
+                } catch ClusterError.cancelled {}
+                return false
+            }
+        }
+        let running = reader(try cluster.submit(promptIDs: [1, 2, 3], options: long), counting: tokens)
+        let waiting = reader(try cluster.submit(promptIDs: [4, 5, 6], options: long), counting: nil)
         #expect(cluster.load.running == 1 && cluster.load.waiting == 1)
-        #expect { _ = try cluster.submit(promptIDs: [7], options: long) { _ in } } throws: { error in
-            guard case .busy = error as? ClusterError else { return false }
-            return "\(error)".contains("busy")
+        #expect(throws: ClusterError.self) { _ = try cluster.submit(promptIDs: [7], options: long) }
+        do { _ = try cluster.submit(promptIDs: [7], options: long) } catch {
+            guard case .busy = error else { Issue.record("\(error)"); return }
         }
 
-        second.cancel()
-        #expect(waiting.done.wait(timeout: .now() + 10) == .success)
-        #expect(waiting.tokens == 0)
-        guard case .failure(.cancelled) = waiting.state.withLock({ $0.outcome }) else {
-            Issue.record("a cancelled waiting request ended with \(String(describing: waiting.state.withLock { $0.outcome }))")
-            return
-        }
+        #expect(await ChildProcess.poll(timeout: .seconds(30)) { tokens.count > 0 })
+        let last = workers[1].child.process.processIdentifier
+        kill(last, SIGSTOP)
+        #expect(cluster.load.running == 1)  // it cannot finish now
 
-        // Wait for a heartbeat to see the running sequence's cache, then cancel it.
-        #expect(ChildProcess.poll(timeout: .seconds(5)) { cluster.stages.allSatisfy { $0.sequences == 1 && $0.kvCacheBytes > 0 } })
-        first.cancel()
-        #expect(running.done.wait(timeout: .now() + 10) == .success)
-        let partial = try #require(try running.state.withLock { $0.outcome }?.get())
-        #expect(partial.generatedIDs.count < 2000)
-        #expect(ChildProcess.poll(timeout: .seconds(5)) { cluster.stages.allSatisfy { $0.sequences == 0 && $0.kvCacheBytes == 0 } },
-                "\(cluster.stages)")
+        waiting.cancel()
+        #expect(try await waiting.value == false)
+        #expect(await ChildProcess.poll(timeout: .seconds(5)) { cluster.load.waiting == 0 })
+        // The first stage's heartbeat shows the running sequence's cache.
+        #expect(await ChildProcess.poll(timeout: .seconds(10)) { cluster.stages[0].sequences == 1 && cluster.stages[0].kvCacheBytes > 0 })
+
+        running.cancel()
+        _ = try await running.value
         #expect(cluster.load.running == 0 && cluster.load.waiting == 0)
+        kill(last, SIGCONT)
+        // Released on every stage once its last batch is back.
+        #expect(await ChildProcess.poll(timeout: .seconds(10)) { cluster.stages.allSatisfy { $0.sequences == 0 && $0.kvCacheBytes == 0 } },
+                "\(cluster.stages)")
+        #expect(tokens.count < 2000)
         // The line is open again.
-        #expect(try cluster.generate(promptIDs: [7], options: GenerationOptions(maxTokens: 3)).generatedIDs.count == 3)
+        #expect(try await cluster.generate(promptIDs: [7], options: GenerationOptions(maxTokens: 3)).generatedIDs.count == 3)
     }
+
+    /// `generate` stops calling back once its callback says stop, and returns what was made
+    /// by then: the start of the whole answer.
+    @Test func generateStopsWhenTold() async throws {
+        let path = try Self.tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let workers = try startWorkers(2, model: path)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint))
+        defer { cluster.shutdown(stopWorkers: true) }
+        let options = GenerationOptions(maxTokens: 300, stopAtEndOfGeneration: false)
+        let whole = try await cluster.generate(promptIDs: [1, 2], options: options).generatedIDs
+        var pieces = 0
+        let r = try await cluster.generate(promptIDs: [1, 2], options: options) { _ in
+            pieces += 1
+            return pieces < 5
+        }
+        #expect(pieces == 5)
+        #expect(r.generatedIDs.count >= 5 && r.generatedIDs == Array(whole.prefix(r.generatedIDs.count)))
+        #expect(cluster.load.running == 0)
+    }
+}
+
+/// A count shared between tasks.
+final class Tally: Sendable {
+    private let value = Synchronization.Atomic<Int>(0)
+    var count: Int { value.load(ordering: .relaxed) }
+    func add() { value.add(1, ordering: .relaxed) }
 }
 
 @Suite struct HistogramTests {

@@ -11,14 +11,14 @@ func startWorkers(_ count: Int, model: String?, _ extra: [String] = []) throws -
 }
 
 /// A coordinator in this process over `workers`, with timeouts short enough for tests.
-func makeCluster(model: String, endpoints: [String], _ configure: (inout ClusterSettings) -> Void = { _ in }) throws -> Cluster {
+func makeCluster(model: String, endpoints: [String], _ configure: (inout ClusterSettings) -> Void = { _ in }) async throws -> Cluster {
     var s = ClusterSettings(model: model, workers: endpoints)
     s.threads = 1
     s.connectTimeout = .seconds(20)
     s.workerTimeout = .seconds(3)
     s.heartbeatInterval = .milliseconds(200)
     configure(&s)
-    return try Cluster(settings: s)
+    return try await Cluster.start(settings: s)
 }
 
 /// Greedy ids from one process holding the whole model.

@@ -13,7 +13,7 @@ import Testing
 struct KVBudgetTests {
     static let tiny = TinyModel(dim: 64, hiddenDim: 128, nLayers: 4, nHeads: 4, nKVHeads: 1, vocab: 80, contextLength: 64, seed: 31)
 
-    @Test func sequencesWaitForPagesAndAllFinish() throws {
+    @Test func sequencesWaitForPagesAndAllFinish() async throws {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try GGUFFile(path: path)
@@ -26,8 +26,8 @@ struct KVBudgetTests {
             let memory = Stage.headroomBytes(config: config) + weights + 8 * shape.bytes
             return try WorkerProcess(["--model", path, "--max-memory", "\(memory)"])
         }
-        defer { withExtendedLifetime(workers) {} }
-        let cluster = try makeCluster(model: path, endpoints: workers.map(\.endpoint)) {
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: path, endpoints: workers.map(\.endpoint)) {
             $0.partition = stages([2, 2])
             $0.contextLength = 64
             $0.maxSequences = 16
@@ -35,39 +35,34 @@ struct KVBudgetTests {
         defer { cluster.shutdown(stopWorkers: true) }
         #expect(cluster.stages.map(\.kvPages) == [8, 8] && cluster.stages.map(\.kvPageRows) == [16, 16])
 
-        // Five requests that may each fill the whole context, handed over at once: two run at
-        // once, the others wait for their pages. Events come in order on the scheduler's thread,
-        // so counting requests between their first token and their end is exact.
+        // Five requests that may each fill the whole context, handed over at once: two run,
+        // the others wait for their pages, and no more than two ever run at once.
         let prompts: [[Int32]] = (0 ..< 5).map { [Int32($0 + 1), 7, 9, 11] }
         // (Past the end-of-generation token too: every request fills all 64 positions.)
         let expected = try prompts.map { try singleProcessGreedy(model: path, prompt: $0, steps: 60, stopAtEnd: false) }
-        struct Tally { var live = 0, most = 0, started: Set<Int> = [], results: [Int: Result<GenerationResult, ClusterError>] = [:] }
-        let tally = Mutex(Tally())
-        let finished = DispatchGroup()
-        for i in prompts.indices {
-            finished.enter()
-            _ = try cluster.submit(promptIDs: prompts[i], options: GenerationOptions(maxTokens: 60, stopAtEndOfGeneration: false)) { event in
-                tally.withLock { t in
-                    switch event {
-                    case .token:
-                        if t.started.insert(i).inserted {
-                            t.live += 1
-                            t.most = max(t.most, t.live)
-                        }
-                    case let .finished(result):
-                        if t.started.contains(i) { t.live -= 1 }
-                        t.results[i] = result
+        let options = GenerationOptions(maxTokens: 60, stopAtEndOfGeneration: false)
+        let streams = try prompts.map { try cluster.submit(promptIDs: $0, options: options) }
+        #expect(cluster.load.running == 2 && cluster.load.waiting == 3)
+        let results = Task {
+            try await withThrowingTaskGroup(of: (Int, [Int32]).self) { group in
+                for (i, stream) in streams.enumerated() {
+                    group.addTask {
+                        for try await case let .finished(r) in stream { return (i, r.generatedIDs) }
+                        return (i, [])
                     }
                 }
-                if case .finished = event { finished.leave() }
+                var out = [[Int32]](repeating: [], count: streams.count)
+                for try await (i, ids) in group { out[i] = ids }
+                return out
             }
         }
-        finished.wait()
-        let t = tally.withLock { $0 }
-        for i in prompts.indices {
-            let ids = try? t.results[i]?.get().generatedIDs
-            #expect(ids == expected[i] && ids?.count == 60, "request \(i)")
+        var most = 0
+        while cluster.load.running + cluster.load.waiting > 0 {
+            most = max(most, cluster.load.running)
+            try await Task.sleep(for: .milliseconds(1))
         }
-        #expect(t.most == 2, "\(cluster.stages.map(\.kvPages))")
+        let got = try await results.value
+        for i in prompts.indices { #expect(got[i] == expected[i] && got[i].count == 60, "request \(i)") }
+        #expect(most == 2, "\(cluster.stages.map(\.kvPages))")
     }
 }

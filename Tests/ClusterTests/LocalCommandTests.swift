@@ -42,6 +42,23 @@ struct LocalCommandTests {
         #expect(out.text == once.generated_text)
     }
 
+    /// SIGINT as soon as the API listens (the workers still loading) ends `strata local` and
+    /// its workers within a moment.
+    @Test func sigintWhileLoadingStopsEverything() throws {
+        let run = try ChildProcess.strata(["local", "--workers", "3", "--model", TestPaths.defaultModel, "--threads", "1",
+                                           "--http", "127.0.0.1:0"])
+        #expect(ChildProcess.poll(timeout: .seconds(60)) { run.stderr.contains("serving the API at ") || !run.isRunning }, "\(run.stderr)")
+        let children = try ChildProcess(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-P", "\(run.process.processIdentifier)"])
+        _ = children.wait(timeout: .seconds(10))
+        let workers = children.stdout.split(separator: "\n").compactMap { Int32($0) }
+        #expect(workers.count == 3, "\(children.stdout)")
+        let start = ContinuousClock.now
+        kill(run.process.processIdentifier, SIGINT)
+        #expect(run.wait(timeout: .seconds(10)) == 0, "\(run.stderr)")
+        #expect(ContinuousClock.now - start < .seconds(4), "\(ContinuousClock.now - start)")
+        #expect(ChildProcess.poll(timeout: .seconds(5)) { workers.allSatisfy { kill($0, 0) != 0 } }, "workers left running")
+    }
+
     /// Bad flags are refused before any process starts.
     @Test func badFlagsAreNamed() throws {
         for (args, words) in [(["--workers", "0"], "--workers"), (["--partition", "explicit:0-3"], "--partition"),

@@ -13,8 +13,7 @@ struct StagePipelineTests {
         let path = try tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let workers = try startWorkers(2, model: path)
-        // Swift may release a value after its last use: keep the processes until the end.
-        defer { withExtendedLifetime(workers) {} }
+        defer { workers.forEach { $0.kill() } }
         let context = try ZMQContext()
         let links = try workers.map { w in
             let s = try ZMQSocket(context, type: .dealer)

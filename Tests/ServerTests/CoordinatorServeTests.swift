@@ -38,7 +38,7 @@ import TestSupport
         #expect(metrics.status == 200 && samples("strata_ready", in: metrics.body).first?.value == 0, "\(metrics.body)")
 
         let second = try WorkerProcess(listen: endpoints[1], ["--model", TestPaths.defaultModel])
-        defer { withExtendedLifetime((first, second)) {} }
+        defer { first.kill(); second.kill() }
         #expect(ChildProcess.poll(timeout: .seconds(60)) { (try? CurlResult.get(base + "/health"))?.status == 200 }, "\(coordinator.stderr)")
         #expect(samples("strata_ready", in: try CurlResult.get(base + "/metrics").body).first?.value == 1)
         let answer = try CurlResult.post(base + "/v1/chat/completions",
@@ -50,5 +50,21 @@ import TestSupport
         #expect(coordinator.wait(timeout: .seconds(30)) == 0, "\(coordinator.stderr)")
         #expect(first.child.wait(timeout: .seconds(15)) == 0)
         #expect(second.child.wait(timeout: .seconds(15)) == 0)
+    }
+
+    /// SIGINT while the stages load (here: a worker that never comes up) ends the coordinator
+    /// within a moment, not when loading would have timed out.
+    @Test func sigintWhileLoadingEndsAtOnce() throws {
+        let port = try Self.freePort()
+        let coordinator = try ChildProcess.strata(["coordinator", "--model", TestPaths.defaultModel, "--threads", "1",
+                                                   "--workers", "tcp://127.0.0.1:\(port)", "--http", "127.0.0.1:0",
+                                                   "--connect-timeout", "120", "--exit-with-parent"])
+        #expect(ChildProcess.poll(timeout: .seconds(30)) { coordinator.stderr.contains("serving the API at ") || !coordinator.isRunning },
+                "\(coordinator.stderr)")
+        let start = ContinuousClock.now
+        kill(coordinator.process.processIdentifier, SIGINT)
+        #expect(coordinator.wait(timeout: .seconds(10)) == 0, "\(coordinator.stderr)")
+        #expect(ContinuousClock.now - start < .seconds(4), "\(ContinuousClock.now - start)")
+        #expect(coordinator.stderr.contains("stopped while loading"), "\(coordinator.stderr)")
     }
 }

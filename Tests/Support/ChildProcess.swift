@@ -76,6 +76,18 @@ public final class ChildProcess: @unchecked Sendable {
         return condition()
     }
 
+    /// Polls `condition` until it holds or `timeout` passes, sleeping without holding a thread
+    /// (for async tests: the blocking `poll` would keep a thread of the shared pool from others).
+    @discardableResult
+    public static func poll(timeout: Duration, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
     /// Waits for the process to exit; kills it at the deadline. Returns the exit status, or nil
     /// when it had to be killed.
     @discardableResult

@@ -47,7 +47,7 @@ public final class ComputePool: @unchecked Sendable {
     /// `idleSpin`: how long an idle worker spins before it blocks.
     public init(threads: Int, idleSpin: Duration = .milliseconds(5)) {
         threadCount = max(1, threads)
-        let micros = UInt64(max(0, idleSpin.components.seconds * 1_000_000 + idleSpin.components.attoseconds / 1_000_000_000_000))
+        let micros = UInt64(idleSpin.microseconds)
         let state = State(idleSpinMicroseconds: micros)
         self.state = state
         for index in 1 ..< threadCount {

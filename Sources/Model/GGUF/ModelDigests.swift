@@ -42,9 +42,10 @@ public struct ModelDigests: Codable, Sendable, Equatable {
 
     /// The whole file's digest and every tensor's, from `cache` when it holds them for the file
     /// as it is now, else in one pass over the file (then stored in `cache`). `progress(done,
-    /// total)` is called with bytes read as the pass goes.
+    /// total)` is called with bytes read as the pass goes; it returns false to stop the pass
+    /// (`DigestError.stopped`).
     public static func ofModel(_ file: GGUFFile, cache: DigestCache?,
-                               progress: ((Int, Int) -> Void)? = nil) throws(DigestError) -> ModelDigests {
+                               progress: ((Int, Int) -> Bool)? = nil) throws(DigestError) -> ModelDigests {
         let stamp = try Stamp(path: file.path)
         if let cached = cache?.load(stamp), cached.sha256 != nil, file.tensors.allSatisfy({ cached.tensors[$0.name] != nil }) {
             return cached
@@ -85,7 +86,7 @@ public struct ModelDigests: Codable, Sendable, Equatable {
     /// Reads `range` of the file once, hashing every tensor it covers and, with `whole`, the
     /// range itself: the digest of the range (hex, when `whole`) and of each tensor.
     private static func hash(_ file: GGUFFile, tensors: [GGUFTensorInfo], range: Range<Int>, whole: Bool,
-                             progress: ((Int, Int) -> Void)?) throws(DigestError) -> (String?, [String: String]) {
+                             progress: ((Int, Int) -> Bool)?) throws(DigestError) -> (String?, [String: String]) {
         struct Span { let name: String; let start: Int; let end: Int }
         let spans = tensors.map { Span(name: $0.name, start: file.dataOffset + $0.offset, end: file.dataOffset + $0.offset + $0.byteCount) }
             .sorted { $0.start < $1.start }
@@ -123,7 +124,7 @@ public struct ModelDigests: Codable, Sendable, Equatable {
             }
             while first < spans.count, spans[first].end <= hi { first += 1 }
             position = hi
-            progress?(position - range.lowerBound, range.count)
+            if progress?(position - range.lowerBound, range.count) == false { throw .stopped(path: file.path) }
         }
         var out: [String: String] = [:]
         for (i, span) in spans.enumerated() { out[span.name] = hex(hashers[i].finalize()) }
@@ -161,11 +162,14 @@ public struct ModelDigests: Codable, Sendable, Equatable {
 public enum DigestError: Error, Equatable, CustomStringConvertible {
     case cannotRead(path: String, reason: String)
     case missingTensor(String)
+    /// The caller stopped the pass.
+    case stopped(path: String)
 
     public var description: String {
         switch self {
         case let .cannotRead(path, reason): "cannot read \(path) to hash it: \(reason)"
         case let .missingTensor(name): "the file has no tensor \(name)"
+        case let .stopped(path): "stopped hashing \(path)"
         }
     }
 }

@@ -1,0 +1,314 @@
+import StrataModel
+import StrataWire
+
+/// A caller's request, as the scheduler knows it.
+public typealias RequestID = UInt64
+
+/// The coordinator's scheduling logic, with no sockets and no threads: events go in
+/// (a submission, a cancellation, a batch back from the last stage, a stage's error, a failure),
+/// and what to do comes out (tokens and outcomes for callers, batches to send, sequences to
+/// release). `SchedulerDriver` does the ZeroMQ work around it.
+///
+/// Every running sequence has the KV cache pages it may fill reserved on every stage from its
+/// admission to its end, so no stage runs out in the middle of a sequence. Requests that do not
+/// fit yet wait in line, oldest first; past `maxWaiting` of them, new ones are refused.
+package struct Scheduler {
+    package struct Limits: Sendable {
+        /// Tokens per sequence.
+        package var contextLength: Int
+        package var maxSequences: Int
+        package var maxWaiting: Int
+        /// Prompt tokens per batch, across sequences.
+        package var prefillChunk: Int
+        /// Batches in the pipeline at once.
+        package var batchesInFlight: Int
+
+        package init(contextLength: Int, maxSequences: Int, maxWaiting: Int, prefillChunk: Int, batchesInFlight: Int) {
+            self.contextLength = contextLength; self.maxSequences = maxSequences; self.maxWaiting = maxWaiting
+            self.prefillChunk = prefillChunk; self.batchesInFlight = batchesInFlight
+        }
+    }
+
+    /// One stage's KV cache, as its worker reported it.
+    package struct StageCache: Sendable {
+        package var endpoint: String
+        /// Pages in all (`Int.max` when the worker does not say).
+        package var pages: Int
+        /// Positions per page.
+        package var pageRows: Int
+
+        package init(endpoint: String, pages: Int, pageRows: Int) {
+            self.endpoint = endpoint; self.pages = pages; self.pageRows = pageRows
+        }
+    }
+
+    /// What callers are told.
+    package enum Delivery {
+        /// A sampled token, and the text it made final (see `GenerationEvent.token`).
+        case token(RequestID, id: Int32, text: String)
+        case finished(RequestID, Result<GenerationResult, ClusterError>)
+    }
+
+    /// A batch for the first stage: these tokens at these positions of these sequences.
+    package struct Batch {
+        /// The wire's request ID; the last stage's result carries it back.
+        package let id: UInt64
+        package let entries: [Activations.Entry]
+        package let tokens: [Int32]
+    }
+
+    package let limits: Limits
+    package let stages: [StageCache]
+    package let tokenizer: Tokenizer
+
+    private var waiting: [Waiting] = []
+    private var active: [SequenceID: Sequence] = [:]
+    /// Admission order, so that older sequences prefill first.
+    private var order: [SequenceID] = []
+    /// Batches in the pipeline: their sequences, and those whose last row is to be sampled.
+    private var inFlight: [UInt64: (sequences: [SequenceID], sample: [SequenceID])] = [:]
+    private var nextSequence: SequenceID = 1
+    private var nextBatch: UInt64 = 1
+    /// Pages reserved on each stage by the sequences running.
+    package private(set) var reservedPages: [Int]
+    /// Set once the cluster has failed for good: every later submission gets it.
+    package private(set) var failure: ClusterError?
+    private var stopped = false
+
+    private struct Waiting {
+        let request: RequestID
+        let promptIDs: [Int32]
+        let options: GenerationOptions
+    }
+
+    private struct Sequence {
+        let request: RequestID
+        var state: GenerationState
+        var prefilled = 0
+        var inFlight = false
+        /// The sampled token to run next.
+        var next: Int32?
+        /// Ended (finished, cancelled or failed); released once no batch of it is in the pipeline.
+        var ended = false
+        let admitted = ContinuousClock.now
+        var firstToken: ContinuousClock.Instant?
+        /// Pages reserved for it on each stage.
+        let pages: [Int]
+    }
+
+    package init(limits: Limits, stages: [StageCache], tokenizer: Tokenizer) {
+        self.limits = limits
+        self.stages = stages
+        self.tokenizer = tokenizer
+        reservedPages = [Int](repeating: 0, count: stages.count)
+    }
+
+    /// Sequences admitted and not ended.
+    package var running: Int { active.values.count { !$0.ended } }
+    /// Requests waiting in line for pages or a free sequence.
+    package var waitingCount: Int { waiting.count }
+    /// Batches sent and not yet back.
+    package var batchesInFlight: Int { inFlight.count }
+
+    // MARK: Submission and cancellation
+
+    /// Takes a request into the line, or refuses it: with a failure that refuses everything,
+    /// while shutting down, when running and waiting requests are at the most taken, or when
+    /// the request could never run (empty, longer than the context, more KV cache than a stage has).
+    package mutating func submit(_ request: RequestID, promptIDs: [Int32], options: GenerationOptions) throws(ClusterError) {
+        if let failure { throw failure }
+        if stopped { throw .shutDown }
+        guard running + waiting.count < limits.maxSequences + limits.maxWaiting else {
+            throw .busy(running: limits.maxSequences, waiting: limits.maxWaiting)
+        }
+        guard !promptIDs.isEmpty else { throw .generation(.emptyPrompt) }
+        guard promptIDs.count < limits.contextLength else {
+            throw .generation(.promptTooLong(tokens: promptIDs.count, contextLength: limits.contextLength))
+        }
+        let n = positions(promptIDs: promptIDs, options: options)
+        for (stage, need) in zip(stages, pages(positions: n)) where need > stage.pages {
+            throw .kvCacheTooSmall(positions: n, endpoint: stage.endpoint, holds: stage.pages * stage.pageRows)
+        }
+        waiting.append(Waiting(request: request, promptIDs: promptIDs, options: options))
+        startWaiting()
+    }
+
+    /// Ends a request wherever it is: one waiting leaves the line (`.cancelled`); one running
+    /// stops with what it has. Unknown or ended requests are left alone.
+    package mutating func cancel(_ request: RequestID) -> [Delivery] {
+        if let i = waiting.firstIndex(where: { $0.request == request }) {
+            waiting.remove(at: i)
+            return [.finished(request, .failure(.cancelled))]
+        }
+        guard let id = order.first(where: { active[$0]?.request == request && active[$0]?.ended == false }) else { return [] }
+        active[id]!.state.cancel()
+        return end(id, .success(result(of: active[id]!)))
+    }
+
+    // MARK: Batches
+
+    /// The next batch to send, unless the pipeline holds `batchesInFlight` already or no
+    /// sequence is ready: every decode step that is ready, then prompt chunks, oldest sequence
+    /// first, up to `prefillChunk` tokens.
+    package mutating func nextBatchToSend() -> Batch? {
+        startWaiting()
+        guard inFlight.count < limits.batchesInFlight else { return nil }
+        var entries: [Activations.Entry] = []
+        var tokens: [Int32] = []
+        var ids: [SequenceID] = []
+        var sample: [SequenceID] = []
+        for id in order {
+            guard var seq = active[id], !seq.inFlight, !seq.ended, let next = seq.next else { continue }
+            entries.append(.init(sequence: id, position: UInt32(seq.state.history.count - 1), tokenCount: 1))
+            tokens.append(next)
+            seq.next = nil
+            seq.inFlight = true
+            active[id] = seq
+            ids.append(id)
+            sample.append(id)
+        }
+        var budget = limits.prefillChunk
+        for id in order where budget > 0 {
+            guard var seq = active[id], !seq.inFlight, !seq.ended, seq.prefilled < seq.state.promptIDs.count else { continue }
+            let n = min(seq.state.promptIDs.count - seq.prefilled, budget)
+            entries.append(.init(sequence: id, position: UInt32(seq.prefilled), tokenCount: UInt32(n)))
+            tokens += seq.state.promptIDs[seq.prefilled ..< seq.prefilled + n]
+            seq.prefilled += n
+            seq.inFlight = true
+            active[id] = seq
+            ids.append(id)
+            if seq.prefilled == seq.state.promptIDs.count { sample.append(id) }
+            budget -= n
+        }
+        guard !entries.isEmpty else { return nil }
+        let batch = Batch(id: nextBatch, entries: entries, tokens: tokens)
+        nextBatch += 1
+        inFlight[batch.id] = (ids, sample)
+        return batch
+    }
+
+    /// The sequences of a batch in the pipeline whose last row is to be sampled when it comes
+    /// back (a decode step, or the last chunk of a prompt), unless they ended meanwhile.
+    package func toSample(_ batch: UInt64) -> [SequenceID] {
+        (inFlight[batch]?.sample ?? []).filter { active[$0]?.ended == false }
+    }
+
+    /// A batch came back from the last stage with the logits of the sequences `toSample(batch)`
+    /// named: each samples its next token (unless it ended meanwhile).
+    package mutating func returned(_ batch: UInt64, logits: [(SequenceID, [Float])]) -> [Delivery] {
+        guard let sent = inFlight.removeValue(forKey: batch) else { return [] }
+        for id in sent.sequences { active[id]?.inFlight = false }
+        var out: [Delivery] = []
+        for (id, row) in logits {
+            guard var seq = active[id], !seq.ended, sent.sample.contains(id) else { continue }
+            if seq.firstToken == nil { seq.firstToken = .now }
+            let step = seq.state.accept(logits: row)
+            let text = seq.state.isFinished ? step.text + seq.state.finish() : step.text
+            seq.next = step.next
+            active[id] = seq
+            out.append(.token(seq.request, id: step.token, text: text))
+            if seq.state.isFinished { out += end(id, .success(result(of: seq))) }
+        }
+        return out
+    }
+
+    /// A batch could not go on (its send failed, a stage reported an error running it, the
+    /// head could not read it back): its sequences fail with `error`.
+    package mutating func batchFailed(_ batch: UInt64, _ error: ClusterError) -> [Delivery] {
+        guard let sent = inFlight.removeValue(forKey: batch) else { return [] }
+        return failSequences(sent.sequences, error)
+    }
+
+    /// A stage could not read a frame, so which batch it carried is unknown: every batch in
+    /// the pipeline fails rather than waiting forever.
+    package mutating func everyBatchFailed(_ error: ClusterError) -> [Delivery] {
+        let sequences = inFlight.values.flatMap(\.sequences)
+        inFlight.removeAll()
+        return failSequences(sequences, error)
+    }
+
+    private mutating func failSequences(_ sequences: [SequenceID], _ error: ClusterError) -> [Delivery] {
+        var out: [Delivery] = []
+        for id in sequences where active[id] != nil {
+            active[id]!.inFlight = false
+            out += end(id, .failure(error))
+        }
+        return out
+    }
+
+    /// Sequences that ended and have no batch in the pipeline: their pages are free again and
+    /// every stage may drop their KV cache. Requests waiting for those pages start next.
+    package mutating func releasable() -> [SequenceID] {
+        let done = order.filter { active[$0]?.ended == true && active[$0]?.inFlight == false }
+        for id in done {
+            for (i, n) in active[id]!.pages.enumerated() { reservedPages[i] -= n }
+            active[id] = nil
+        }
+        if !done.isEmpty { order.removeAll { active[$0] == nil } }
+        startWaiting()
+        return done
+    }
+
+    // MARK: Failure and shutdown
+
+    /// Ends every request with `error` and forgets every sequence (returned, for releasing on
+    /// the stages still there). A permanent failure refuses all later requests; otherwise
+    /// (a shutdown) they are refused with `.shutDown`.
+    package mutating func failAll(_ error: ClusterError, permanently: Bool) -> (deliveries: [Delivery], release: [SequenceID]) {
+        if permanently { failure = error } else { stopped = true }
+        var out = waiting.map { Delivery.finished($0.request, .failure(error)) }
+        waiting.removeAll()
+        for id in order { out += end(id, .failure(error)) }
+        let release = Array(active.keys).sorted()
+        active.removeAll()
+        order.removeAll()
+        inFlight.removeAll()
+        reservedPages = reservedPages.map { _ in 0 }
+        return (out, release)
+    }
+
+    // MARK: Admission
+
+    /// Positions a request may fill: its prompt and its most generated tokens, within the context.
+    private func positions(promptIDs: [Int32], options: GenerationOptions) -> Int {
+        min(promptIDs.count + max(options.maxTokens, 0), limits.contextLength)
+    }
+
+    /// Pages `positions` take on each stage.
+    private func pages(positions n: Int) -> [Int] {
+        stages.map { (n + $0.pageRows - 1) / $0.pageRows }
+    }
+
+    /// Starts the requests waiting in line, oldest first, while sequences are free and every
+    /// stage has the pages the next one may fill.
+    private mutating func startWaiting() {
+        while active.count < limits.maxSequences, let w = waiting.first {
+            let need = pages(positions: positions(promptIDs: w.promptIDs, options: w.options))
+            guard zip(need, zip(reservedPages, stages)).allSatisfy({ $0 + $1.0 <= $1.1.pages }) else { break }
+            waiting.removeFirst()
+            for i in need.indices { reservedPages[i] += need[i] }
+            let id = nextSequence
+            nextSequence += 1
+            let state = GenerationState(promptIDs: w.promptIDs, options: w.options, tokenizer: tokenizer,
+                                        contextLength: limits.contextLength)
+            active[id] = Sequence(request: w.request, state: state, pages: need)
+            order.append(id)
+        }
+    }
+
+    private func result(of seq: Sequence) -> GenerationResult {
+        let first = seq.firstToken ?? .now
+        return GenerationResult(promptIDs: seq.state.promptIDs, generatedIDs: seq.state.generatedIDs, text: seq.state.text,
+                                finishReason: seq.state.finishReason ?? .length,
+                                promptSeconds: (first - seq.admitted).totalSeconds, decodeSeconds: (ContinuousClock.now - first).totalSeconds,
+                                decodeSteps: max(0, seq.state.generatedIDs.count - 1))
+    }
+
+    /// Answers the caller; the sequence's pages and caches are released once no batch of it is
+    /// in the pipeline (`releasable`).
+    private mutating func end(_ id: SequenceID, _ outcome: Result<GenerationResult, ClusterError>) -> [Delivery] {
+        guard let seq = active[id], !seq.ended else { return [] }
+        active[id]!.ended = true
+        return [.finished(seq.request, outcome)]
+    }
+}
