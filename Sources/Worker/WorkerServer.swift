@@ -16,9 +16,8 @@ public final class WorkerServer: @unchecked Sendable {
     /// The local copy of the model (checked at start), if the worker has one.
     private let modelFile: GGUFFile?
     private let digests: DigestCache
-    /// Peers that said hello, by routing id.
-    private var peers: [[UInt8]: Hello.Role] = [:]
-    private var coordinator: [UInt8]?
+    /// Who may do what, and where the stage is.
+    private var protocolState = WorkerStateMachine()
     private var stage: Stage?
     private var next: ZMQSocket?
     private var download: StageDownload?
@@ -71,28 +70,10 @@ public final class WorkerServer: @unchecked Sendable {
     /// Takes every message waiting, so that activations that arrived together run as one batch.
     private func serveWaiting() throws {
         var forwards: [Activations] = []
-        while running {
-            guard let frames = try receive(dontWait: true) else { break }
-            let peer = frames[0]
-            guard frames.count == 2 else {
-                send(.error(.init(code: .malformed, message: "a message is one frame; got \(frames.count - 1)")), to: peer)
-                continue
+        while running, let frames = try receive(dontWait: true) {
+            for action in protocolState.received(frames) {
+                if case let .run(a) = action { forwards.append(a) } else { perform(action) }
             }
-            let message: WireMessage
-            do { message = try WireMessage.decode(frames[1]) } catch {
-                log("undecodable frame from a peer: \(error)")
-                send(.error(error.reply), to: peer)
-                continue
-            }
-            guard case let .forward(a) = message else {
-                handle(message, from: peer)
-                continue
-            }
-            guard peers[peer] != nil else {
-                send(.error(.init(code: .unknownPeer, requestID: a.requestID, message: "forward from a peer that has not said hello")), to: peer)
-                continue
-            }
-            forwards.append(a)
         }
         if !forwards.isEmpty { runForwards(forwards) }
     }
@@ -118,67 +99,56 @@ public final class WorkerServer: @unchecked Sendable {
     }
 
     private func sendCoordinator(_ message: WireMessage) {
-        guard let coordinator else { log("no coordinator to tell: \(message.kind)"); return }
+        guard let coordinator = protocolState.coordinator else { log("no coordinator to tell: \(message.kind)"); return }
         send(message, to: coordinator)
     }
 
     // MARK: Control
 
-    private func handle(_ message: WireMessage, from peer: [UInt8]) {
-        switch message {
-        case let .hello(h):
-            peers[peer] = h.role
-            if h.role == .coordinator {
-                log("coordinator \(h.peerID) (\(h.appVersion)) connected")
-                send(.hello(hello()), to: peer)
-            }
+    private func perform(_ action: WorkerStateMachine.Action) {
+        switch action {
+        case let .send(message, peer): send(message, to: peer)
+        case let .greet(peer): send(.hello(hello()), to: peer)
         case let .assign(a):
-            guard peers[peer] == .coordinator else {
-                send(.error(.init(code: .unknownPeer, message: "assignment from a peer that is not a coordinator")), to: peer)
-                return
-            }
-            coordinator = peer
             do { try assign(a) } catch {
                 log("assignment failed: \(error.message)")
+                protocolState.assignmentFailed()
                 sendCoordinator(.error(error))
             }
-        case let .weightChunk(chunk):
-            guard peer == coordinator, let download else {
-                send(.error(.init(code: .notAssigned, message: "weight chunk without an assignment that streams weights")), to: peer)
-                return
-            }
-            do throws(WireErrorMessage) {
-                try download.append(chunk)
-                sendCoordinator(.loadReport(LoadReport(status: .loading, receivedBytes: download.received)))
-                if download.isComplete {
-                    self.download = nil
-                    try download.finish()
-                    let file: GGUFFile
-                    do { file = try GGUFFile(path: download.destination) } catch {
-                        throw WireErrorMessage(code: .loadFailed, message: "worker \(name): the streamed stage file is not a valid GGUF: \(error)")
-                    }
-                    try verify(file, against: download.assign, what: "the streamed stage file")
-                    try load(file, assign: download.assign, started: .now)
-                }
-            } catch {
-                download.abandon()
-                self.download = nil
-                sendCoordinator(.error(error))
-            }
-        case let .release(sequences):
-            for s in sequences { stage?.cache.release(s) }
-        case let .heartbeat(h):
+        case let .storeChunk(chunk): store(chunk)
+        case let .run(a): runForwards([a])
+        case let .release(sequences): for s in sequences { stage?.cache.release(s) }
+        case let .answerHeartbeat(nonce, peer):
             let cache = stage?.cache
-            send(.heartbeat(Heartbeat(nonce: h.nonce, sequences: UInt32(cache?.sequences.count ?? 0),
+            send(.heartbeat(Heartbeat(nonce: nonce, sequences: UInt32(cache?.sequences.count ?? 0),
                                       kvCacheBytes: UInt64(cache?.byteCount ?? 0), residentBytes: SystemInfo.residentBytes())), to: peer)
-        case .shutdown:
-            guard peers[peer] == .coordinator else { return }
-            log("shutting down at the coordinator's request")
-            running = false
-        case let .error(e):
-            log("peer reports: \(e.message)")
-        case .loadReport, .result, .forward:
-            send(.error(.init(code: .malformed, message: "a worker does not take \(message.kind) messages")), to: peer)
+        case .stop: running = false
+        case let .log(message): log(message)
+        }
+    }
+
+    /// A chunk of the streamed stage file: written, acknowledged, and once the file is complete,
+    /// checked and loaded.
+    private func store(_ chunk: WeightChunk) {
+        guard let download else { return }
+        do throws(WireErrorMessage) {
+            try download.append(chunk)
+            sendCoordinator(.loadReport(LoadReport(status: .loading, receivedBytes: download.received)))
+            if download.isComplete {
+                self.download = nil
+                try download.finish()
+                let file: GGUFFile
+                do { file = try GGUFFile(path: download.destination) } catch {
+                    throw WireErrorMessage(code: .loadFailed, message: "worker \(name): the streamed stage file is not a valid GGUF: \(error)")
+                }
+                try verify(file, against: download.assign, what: "the streamed stage file")
+                try load(file, assign: download.assign, started: .now)
+            }
+        } catch {
+            download.abandon()
+            self.download = nil
+            protocolState.assignmentFailed()
+            sendCoordinator(.error(error))
         }
     }
 
@@ -234,6 +204,7 @@ public final class WorkerServer: @unchecked Sendable {
         do { download = try StageDownload(assign: a, destination: cached, log: { [weak self] in self?.log($0) }) } catch {
             throw WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot cache the stage file: \(error)")
         }
+        protocolState.receiving()
         log("receiving \(a.stageFileBytes) bytes of \(layers) into \(cached)")
         sendCoordinator(.loadReport(LoadReport(status: .loading)))
     }
@@ -290,6 +261,7 @@ public final class WorkerServer: @unchecked Sendable {
                 next = socket
             }
             self.stage = stage
+            protocolState.loaded()
             let millis = UInt32(clamping: (ContinuousClock.now - started).milliseconds)
             let kvBytes = budget.pages * budget.shape.bytes
             log("stage \(a.stageIndex) of \(a.stageCount) ready: layers \(layers), \(weightBytes >> 20) MiB of weights, " +

@@ -1,0 +1,126 @@
+import StrataModel
+import StrataWire
+
+/// The worker's side of the protocol, with no sockets and no files: each message that arrives
+/// on its ROUTER goes in with the peer's routing id, and what to do comes out (answer a peer,
+/// start on an assignment, store a chunk of weights, run activations, release sequences, stop).
+/// `WorkerServer` does the work and tells it how loading went.
+///
+/// The rules: a peer says hello before anything else; only the peer that said hello as the
+/// coordinator may assign, stream weights, release or stop, and the last one to assign is the
+/// one answered; activations run only once a stage is loaded.
+package struct WorkerStateMachine {
+    package typealias Peer = [UInt8]
+
+    package enum Action: Equatable {
+        case send(WireMessage, to: Peer)
+        /// Answer a coordinator's hello with the worker's own.
+        case greet(Peer)
+        /// Start on an assignment (whatever came before it is dropped).
+        case assign(Assign)
+        /// A chunk of the stage file the coordinator streams.
+        case storeChunk(WeightChunk)
+        /// Activations to run, with the others that arrived together.
+        case run(Activations)
+        case release([SequenceID])
+        /// Answer a heartbeat with the stage's figures.
+        case answerHeartbeat(nonce: UInt64, to: Peer)
+        case stop
+        case log(String)
+    }
+
+    /// Where the stage is.
+    package enum Phase: Equatable {
+        case idle
+        /// Assigned; loading, or waiting for or receiving weights.
+        case loading
+        /// Receiving the stage file in chunks.
+        case receiving
+        case ready
+    }
+
+    private var roles: [Peer: Hello.Role] = [:]
+    /// The coordinator that assigned the stage: errors and results go to it.
+    package private(set) var coordinator: Peer?
+    package private(set) var phase: Phase = .idle
+
+    package init() {}
+
+    /// A message of frames from the ROUTER: the peer's routing id, then the message.
+    package mutating func received(_ frames: [[UInt8]]) -> [Action] {
+        guard let peer = frames.first else { return [] }
+        guard frames.count == 2 else {
+            return [.send(.error(.init(code: .malformed, message: "a message is one frame; got \(frames.count - 1)")), to: peer)]
+        }
+        let message: WireMessage
+        do { message = try WireMessage.decode(frames[1]) } catch {
+            return [.log("undecodable frame from a peer: \(error)"), .send(.error(error.reply), to: peer)]
+        }
+        return received(message, from: peer)
+    }
+
+    package mutating func received(_ message: WireMessage, from peer: Peer) -> [Action] {
+        if case let .hello(h) = message {
+            roles[peer] = h.role
+            guard h.role == .coordinator else { return [] }
+            return [.log("coordinator \(h.peerID) (\(h.appVersion)) connected"), .greet(peer)]
+        }
+        guard let role = roles[peer] else {
+            return [.send(.error(.init(code: .unknownPeer, requestID: requestID(of: message), message: "\(message.kind) from a peer that has not said hello")), to: peer)]
+        }
+        switch message {
+        case let .forward(a):
+            guard phase == .ready else {
+                return [.send(.error(.init(code: .notAssigned, requestID: a.requestID, message: "no stage is loaded here")), to: coordinator ?? peer)]
+            }
+            return [.run(a)]
+        case let .heartbeat(h):
+            return [.answerHeartbeat(nonce: h.nonce, to: peer)]
+        case let .error(e):
+            return [.log("peer reports: \(e.message)")]
+        case .hello, .loadReport, .result:
+            return [.send(.error(.init(code: .malformed, message: "a worker does not take \(message.kind) messages")), to: peer)]
+        case .assign, .weightChunk, .release, .shutdown:
+            guard role == .coordinator else {
+                return [.send(.error(.init(code: .unknownPeer, message: "\(message.kind) from a peer that is not a coordinator")), to: peer)]
+            }
+            return control(message, from: peer)
+        }
+    }
+
+    private mutating func control(_ message: WireMessage, from peer: Peer) -> [Action] {
+        switch message {
+        case let .assign(a):
+            coordinator = peer
+            phase = .loading
+            return [.assign(a)]
+        case let .weightChunk(chunk):
+            guard peer == coordinator, phase == .receiving else {
+                return [.send(.error(.init(code: .notAssigned, message: "weight chunk without an assignment that streams weights")), to: peer)]
+            }
+            return [.storeChunk(chunk)]
+        case let .release(sequences):
+            return [.release(sequences)]
+        case .shutdown:
+            return [.log("shutting down at the coordinator's request"), .stop]
+        default:
+            return []
+        }
+    }
+
+    // MARK: How loading went (from the worker)
+
+    /// The stage file is on its way in chunks.
+    package mutating func receiving() { phase = .receiving }
+
+    /// The stage is loaded: activations may run.
+    package mutating func loaded() { phase = .ready }
+
+    /// The assignment could not be carried out (the coordinator has been told why).
+    package mutating func assignmentFailed() { phase = .idle }
+
+    private func requestID(of message: WireMessage) -> UInt64 {
+        if case let .forward(a) = message { return a.requestID }
+        return 0
+    }
+}

@@ -1,0 +1,85 @@
+import StrataModel
+import StrataWire
+import StrataWorker
+import Testing
+
+/// The worker's protocol rules without sockets: who may say what, and when activations run.
+@Suite struct WorkerStateMachineTests {
+    let coordinator: [UInt8] = [1], stage: [UInt8] = [2], stranger: [UInt8] = [3], other: [UInt8] = [4]
+
+    let assign = Assign(model: ModelIdentity(sha256: [UInt8](repeating: 7, count: 32), byteCount: 100, name: "m.gguf"),
+                        layerStart: 0, layerEnd: 2, layerCount: 4, stageIndex: 0, stageCount: 2, contextLength: 64,
+                        maxSequences: 4, activationType: .f32, nextEndpoint: "", tensorDigests: [])
+    let batch = Activations(requestID: 9, lastRowsOnly: true, type: .f32, dim: 1, entries: [.init(sequence: 1, position: 0, tokenCount: 1)],
+                            payload: [0, 0, 0, 0])
+
+    func hello(_ role: Hello.Role) -> WireMessage { .hello(Hello(role: role, peerID: "p", appVersion: "test")) }
+
+    /// The error code an action list answers `peer` with, if any.
+    func error(_ actions: [WorkerStateMachine.Action], to peer: [UInt8]) -> WireErrorMessage? {
+        for case let .send(.error(e), to) in actions where to == peer { return e }
+        return nil
+    }
+
+    @Test func strangersAreRefusedAndNamed() {
+        var m = WorkerStateMachine()
+        let e = error(m.received(.forward(batch), from: stranger), to: stranger)
+        #expect(e?.code == .unknownPeer && e?.requestID == 9 && e?.message.contains("hello") == true)
+        #expect(error(m.received(.assign(assign), from: stranger), to: stranger)?.code == .unknownPeer)
+        #expect(m.phase == .idle && m.coordinator == nil)
+    }
+
+    @Test func onlyTheCoordinatorControlsTheStage() {
+        var m = WorkerStateMachine()
+        #expect(m.received(hello(.stage), from: stage).isEmpty)
+        for message in [WireMessage.assign(assign), .release([1]), .shutdown] {
+            #expect(error(m.received(message, from: stage), to: stage)?.code == .unknownPeer, "\(message.kind)")
+        }
+        #expect(m.received(hello(.coordinator), from: coordinator).contains(.greet(coordinator)))
+        #expect(m.received(.shutdown, from: coordinator).contains(.stop))
+        #expect(m.received(.release([1, 2]), from: coordinator) == [.release([1, 2])])
+    }
+
+    /// Activations run only once the stage is loaded; before that the coordinator hears why.
+    @Test func activationsWaitForALoadedStage() {
+        var m = WorkerStateMachine()
+        _ = m.received(hello(.coordinator), from: coordinator)
+        _ = m.received(hello(.stage), from: stage)
+        #expect(error(m.received(.forward(batch), from: stage), to: coordinator) == nil)  // no coordinator has assigned yet
+        #expect(m.received(.assign(assign), from: coordinator) == [.assign(assign)])
+        #expect(m.coordinator == coordinator && m.phase == .loading)
+        let early = error(m.received(.forward(batch), from: stage), to: coordinator)
+        #expect(early?.code == .notAssigned && early?.requestID == 9)
+        m.loaded()
+        #expect(m.received(.forward(batch), from: stage) == [.run(batch)])
+        // A new assignment stops activations until it is loaded.
+        _ = m.received(.assign(assign), from: coordinator)
+        #expect(error(m.received(.forward(batch), from: stage), to: coordinator)?.code == .notAssigned)
+        m.assignmentFailed()
+        #expect(m.phase == .idle)
+    }
+
+    /// Chunks of weights are taken only while receiving them, and only from the coordinator
+    /// that assigned the stage.
+    @Test func weightChunks() {
+        var m = WorkerStateMachine()
+        let chunk = WireMessage.weightChunk(WeightChunk(offset: 0, totalBytes: 4, data: [1, 2, 3, 4]))
+        _ = m.received(hello(.coordinator), from: coordinator)
+        _ = m.received(hello(.coordinator), from: other)
+        _ = m.received(.assign(assign), from: coordinator)
+        #expect(error(m.received(chunk, from: coordinator), to: coordinator)?.code == .notAssigned)
+        m.receiving()
+        guard case .storeChunk? = m.received(chunk, from: coordinator).first else { Issue.record("chunk not stored"); return }
+        #expect(error(m.received(chunk, from: other), to: other)?.code == .notAssigned)
+    }
+
+    @Test func malformedInput() {
+        var m = WorkerStateMachine()
+        #expect(error(m.received([stranger, [1], [2]]), to: stranger)?.code == .malformed)
+        #expect(error(m.received([stranger, [0xde, 0xad, 0xbe, 0xef]]), to: stranger) != nil)
+        _ = m.received(hello(.coordinator), from: coordinator)
+        #expect(error(m.received(.loadReport(LoadReport(status: .ready)), from: coordinator), to: coordinator)?.code == .malformed)
+        // A well-formed hello in frames is taken like any message.
+        #expect(m.received([stage, hello(.stage).encoded()]).isEmpty)
+    }
+}
