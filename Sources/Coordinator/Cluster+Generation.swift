@@ -56,9 +56,9 @@ extension Cluster {
 
     /// Per-hop latency and stage compute figures since the last reset.
     public func latencyFigures(reset: Bool = false) -> LatencyRecorder {
-        driver.figures.withLock { figures in
-            let copy = figures.samples
-            if reset { figures.samples.reset() }
+        driver.latency.withLock { recorder in
+            let copy = recorder
+            if reset { recorder.reset() }
             return copy
         }
     }

@@ -114,9 +114,6 @@ public final class Cluster: @unchecked Sendable {
     /// The chat template the model file carries (Jinja source), if any.
     public var chatTemplateSource: String? { try? file.optionalString("tokenizer.chat_template") }
 
-    /// Per-stage compute time and per-hop latency of every batch so far.
-    public var pipelineFigures: PipelineFigures { driver.figures.withLock { $0 } }
-
     /// Why the cluster stopped serving (a worker lost, say), or nil while it serves.
     public var failure: ClusterError? { driver.failure }
 

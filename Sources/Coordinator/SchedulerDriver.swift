@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Metrics
 import StrataModel
 import StrataWire
 import Synchronization
@@ -20,8 +21,11 @@ final class SchedulerDriver: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     private let shared: Mutex<Shared>
-    /// Per-stage compute time and per-hop latency of every batch so far.
-    let figures: Mutex<PipelineFigures>
+    /// Per-hop latency and compute time of every batch since the last reset (for benchmarks).
+    let latency = Mutex(LatencyRecorder())
+    /// Each stage's compute time per batch, and the time each hop adds (swift-metrics).
+    private let stageCompute: [Metrics.Timer]
+    private let hopLatency = Metrics.Timer(label: "strata_hop_latency_seconds")
     /// The stages as last reported.
     let stages: Mutex<[StageInfo]>
 
@@ -57,7 +61,7 @@ final class SchedulerDriver: @unchecked Sendable {
         let waker = try ZMQSocket(context, type: .push)
         try waker.connect(wake)
         shared = Mutex(Shared(scheduler: Scheduler(limits: limits, stages: caches, tokenizer: tokenizer), waker: waker))
-        figures = Mutex(PipelineFigures(stages: links.count))
+        stageCompute = links.map { Metrics.Timer(label: "strata_stage_compute_seconds", dimensions: [("stage", "\($0.index)"), ("worker", $0.endpoint)]) }
         stages = Mutex(stageInfo)
         let thread = Thread { [self] in
             run()
@@ -206,7 +210,7 @@ final class SchedulerDriver: @unchecked Sendable {
         let wanted = shared.withLock { s in results.map { s.scheduler.toSample($0.requestID) } }
         for (message, sampled) in zip(results, wanted) {
             guard let sent = sentAt.removeValue(forKey: message.requestID) else { continue }
-            figures.withLock { $0.record(roundTripNanos: now - sent, stageNanos: message.stageNanos, hops: links.count + 1) }
+            record(roundTripNanos: now - sent, stageNanos: message.stageNanos)
             do {
                 let values = try ActivationCodec.decode(message.payload, as: message.type, count: message.entries.count * dim)
                 let row = hidden.count / dim
@@ -234,6 +238,16 @@ final class SchedulerDriver: @unchecked Sendable {
             row += b.sequences.count
             schedule { $0.returned(b.id, logits: pairs) }
         }
+    }
+
+    /// A batch's timings: each stage's compute time, and what each hop (stages + 1) added
+    /// beyond computing: sending, receiving, encoding, decoding and queueing.
+    private func record(roundTripNanos: UInt64, stageNanos: [UInt64]) {
+        for (timer, nanos) in zip(stageCompute, stageNanos) { timer.recordNanoseconds(Int64(clamping: nanos)) }
+        let compute = stageNanos.reduce(0, +)
+        let perHop = roundTripNanos > compute ? (roundTripNanos - compute) / UInt64(links.count + 1) : 0
+        hopLatency.recordNanoseconds(Int64(clamping: perHop))
+        latency.withLock { $0.record(perHopNanos: perHop, computeNanos: compute) }
     }
 
     private func release() {

@@ -23,6 +23,9 @@ final class WorkerLink {
         try socket.setLinger(milliseconds: 1000)
         try socket.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
         try socket.setReconnectInterval(milliseconds: 100, max: 2000)
+        // The same peer to the worker after a reconnect (a network break, a worker paused past
+        // the heartbeat timeout): it still knows this coordinator.
+        try socket.setRandomRoutingID()
         try socket.connect(endpoint)
     }
 

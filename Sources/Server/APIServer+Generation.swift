@@ -317,13 +317,13 @@ final class TokenTimer: Sendable {
             defer { s.last = now; s.tokens += 1 }
             return s.last
         }
-        if let previous { metrics.nextToken(after: (now - previous).totalSeconds) } else { metrics.firstToken(after: (now - job.arrived).totalSeconds) }
+        if let previous { metrics.nextToken(after: now - previous) } else { metrics.firstToken(after: now - job.arrived) }
     }
 
     func finished(_ r: GenerationResult, cancelled: Bool) {
         guard state.withLock({ s in defer { s.counted = true }; return !s.counted }) else { return }
         metrics.generation(promptTokens: r.promptIDs.count, generatedTokens: r.generatedIDs.count,
-                           seconds: (ContinuousClock.now - job.arrived).totalSeconds, cancelled: cancelled)
+                           duration: .now - job.arrived, cancelled: cancelled)
     }
 
     /// The client went away before the end.
@@ -334,7 +334,7 @@ final class TokenTimer: Sendable {
         }
         guard let tokens else { return }
         metrics.generation(promptTokens: job.promptIDs.count, generatedTokens: tokens,
-                           seconds: (ContinuousClock.now - job.arrived).totalSeconds, cancelled: true)
+                           duration: .now - job.arrived, cancelled: true)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Metrics
 import ServiceLifecycle
 import NIOCore
 import StrataCoordinator
@@ -44,6 +45,10 @@ public final class APIServer: Sendable {
     }
 
     public init(settings: ServerSettings) { self.settings = settings }
+
+    /// The swift-metrics backend /metrics shows: bootstrap it as the process's
+    /// (`MetricsSystem.bootstrap`) for the cluster's own metrics to appear there.
+    public var metricsFactory: any MetricsFactory { metrics.factory }
 
     /// Starts serving requests on `cluster`, with `template` for chat completions (none: they
     /// are refused, naming /v1/completions).

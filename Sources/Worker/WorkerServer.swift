@@ -33,6 +33,7 @@ public final class WorkerServer: @unchecked Sendable {
         router = try ZMQSocket(context, type: .router)
         try router.setMaxMessageSize(Wire.maxFrameBytes)
         try router.setRouterMandatory(true)
+        try router.setRouterHandover(true)
         try router.setLinger(milliseconds: 1000)
         try router.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
         try router.bind(settings.listen)
@@ -256,6 +257,8 @@ public final class WorkerServer: @unchecked Sendable {
                 try socket.setMaxMessageSize(Wire.maxFrameBytes)
                 try socket.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
                 try socket.setLinger(milliseconds: 1000)
+                // The same peer (the one that said hello) to the next stage after a reconnect.
+                try socket.setRandomRoutingID()
                 try socket.connect(a.nextEndpoint)
                 try socket.send(WireMessage.hello(Hello(role: .stage, peerID: name, appVersion: StrataVersion.string)).encoded())
                 next = socket

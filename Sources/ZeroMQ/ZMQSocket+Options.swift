@@ -53,6 +53,21 @@ extension ZMQSocket {
         try setOption(ZMQ_ROUTER_MANDATORY, "ZMQ_ROUTER_MANDATORY", on ? 1 : 0)
     }
 
+    /// ROUTER only: a peer that connects again with a routing id already in use takes it over
+    /// (the old connection is dropped), instead of being refused. With peers that set their own
+    /// routing id, a reconnect after a network break keeps its identity.
+    public func setRouterHandover(_ on: Bool) throws(ZMQError) {
+        try setOption(ZMQ_ROUTER_HANDOVER, "ZMQ_ROUTER_HANDOVER", on ? 1 : 0)
+    }
+
+    /// A routing id for this socket that no other peer will choose: 16 random bytes, the first
+    /// not 0. A DEALER that sets one is the same peer to a ROUTER after it reconnects.
+    public func setRandomRoutingID() throws(ZMQError) {
+        var id = (0 ..< 16).map { _ in UInt8.random(in: 0 ... 255) }
+        id[0] = UInt8.random(in: 1 ... 255)
+        try setRoutingID(id)
+    }
+
     /// Queue outbound messages only to completed connections, so that nothing waits in a pipe
     /// for a peer that may never come.
     public func setImmediate(_ on: Bool) throws(ZMQError) {

@@ -3,6 +3,7 @@ import Foundation
 import StrataCoordinator
 import StrataServer
 import Logging
+import Metrics
 import ServiceLifecycle
 import StrataModel
 
@@ -70,6 +71,7 @@ func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTempla
         template = chatTemplate == nil ? try? ChatTemplate.resolve(named: nil, jinja: jinja) : try ChatTemplate.resolve(named: chatTemplate, jinja: jinja)
     }
     let server = APIServer(settings: serverSettings)
+    MetricsSystem.bootstrap(server.metricsFactory)
     var logger = Logger(label: "strata.http")
     logger.logLevel = .warning
     let http = server.service(logger: logger) { url in

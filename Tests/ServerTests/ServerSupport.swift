@@ -29,3 +29,22 @@ func samples(_ name: String, in text: String) -> [(labels: String, value: Double
         return (labels, value)
     }
 }
+
+/// The metric families the Prometheus project's own parser (PyPI `prometheus-client`) reads
+/// from an exposition: name → type. It throws on text that is not valid exposition format.
+/// (It names a counter's family without the `_total` of its samples.)
+func prometheusFamilies(_ text: String) throws -> [String: String] {
+    let script = """
+        import sys, json
+        from prometheus_client.parser import text_string_to_metric_families
+        print(json.dumps({f.name: f.type for f in text_string_to_metric_families(sys.stdin.read())}))
+        """
+    let parser = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script], input: text)
+    guard parser.wait(timeout: .seconds(30)) == 0 else { throw ParseFailure(message: parser.stderr) }
+    return try JSONDecoder().decode([String: String].self, from: Data(parser.stdout.utf8))
+}
+
+struct ParseFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { "prometheus_client could not parse the exposition: \(message)" }
+}
