@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import StrataModel
 import StrataWire
 import StrataWorker
@@ -25,7 +26,7 @@ public final class Cluster: @unchecked Sendable {
     let file: GGUFFile
     /// SHA-256 of every tensor of the model (hex), for the stages to check what they load.
     let tensorDigests: [String: String]
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     /// True once loading is to stop (checked from the setup thread): setup ends with `.shutDown`.
     private let isStopped: @Sendable () -> Bool
     /// Runs the scheduler once every stage is loaded.
@@ -35,13 +36,13 @@ public final class Cluster: @unchecked Sendable {
     /// Connects to the workers, hands out the stages and returns once every stage is loaded.
     /// Loading may take minutes, so it runs on a thread of its own; cancelling the task stops
     /// it within a moment, with `.shutDown`.
-    public static func start(settings: ClusterSettings, log: @escaping @Sendable (String) -> Void = { _ in }) async throws(ClusterError) -> Cluster {
+    public static func start(settings: ClusterSettings, logger: Logger = Logger(label: "strata.coordinator")) async throws(ClusterError) -> Cluster {
         let stop = StopFlag()
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (done: CheckedContinuation<Result<Cluster, ClusterError>, Never>) in
                 let thread = Thread {
                     done.resume(returning: Result { () throws(ClusterError) in
-                        try Cluster(settings: settings, log: log, isStopped: { stop.isSet })
+                        try Cluster(settings: settings, logger: logger, isStopped: { stop.isSet })
                     })
                 }
                 thread.name = "strata-cluster-setup"
@@ -55,18 +56,18 @@ public final class Cluster: @unchecked Sendable {
     }
 
     /// Connects, plans and loads, blocking the calling thread; see `start`.
-    private init(settings: ClusterSettings, log: @escaping @Sendable (String) -> Void,
+    private init(settings: ClusterSettings, logger: Logger,
                  isStopped: @escaping @Sendable () -> Bool) throws(ClusterError) {
         guard !settings.workers.isEmpty else { throw .noWorkers }
         self.settings = settings
-        self.log = log
+        self.logger = logger
         self.isStopped = isStopped
         do {
             file = try GGUFFile(path: settings.model)
             config = try LlamaConfig(gguf: file)
             tokenizer = try Tokenizer(gguf: file)
             let file = file
-            var progress = ByteProgress("hashing \(settings.model) (once; the digests are cached)", total: file.fileSize, log: log)
+            var progress = ByteProgress("hashing \(settings.model) (once; the digests are cached)", total: file.fileSize) { logger.info("\($0)") }
             let digests = try ModelDigests.ofModel(file, cache: settings.digestCache.map(DigestCache.init), progress: { done, _ in
                 progress.update(done)
                 return !isStopped()
@@ -101,7 +102,7 @@ public final class Cluster: @unchecked Sendable {
         }
         do {
             driver = try SchedulerDriver(links: links, head: head, config: config, tokenizer: tokenizer, settings: settings,
-                                         contextLength: contextLength, context: context, stageInfo: links.map(StageInfo.init), log: log)
+                                         contextLength: contextLength, context: context, stageInfo: links.map(StageInfo.init), logger: logger)
         } catch {
             abandon()
             throw .model("cannot open the scheduler's sockets: \(error)")
@@ -171,7 +172,8 @@ public final class Cluster: @unchecked Sendable {
             switch message {
             case let .hello(h) where h.role == .worker:
                 link.hello = h
-                log("worker \(link.endpoint): \(h.peerID), \(h.memoryBytes >> 20) MiB, \(h.threads) threads, \(h.cpuFeatures.joined(separator: " "))")
+                logger.info("connected: \(h.peerID), \(h.memoryBytes >> 20) MiB, \(h.threads) threads, \(h.cpuFeatures.joined(separator: " "))",
+                            metadata: ["worker": "\(link.endpoint)"])
             case let .error(e): throw refusal(link, e)
             default: break
             }
@@ -237,8 +239,11 @@ public final class Cluster: @unchecked Sendable {
                     streams[link.index]?.acknowledge(r.receivedBytes)
                 case .ready:
                     streams[link.index] = nil
-                    log("stage \(link.index) on \(link.endpoint): layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1), " +
-                        "\(r.weightBytes >> 20) MiB of weights, loaded in \(r.loadMilliseconds) ms")
+                    logger.info("""
+                        loaded layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1), \
+                        \(r.weightBytes >> 20) MiB of weights, in \(r.loadMilliseconds) ms
+                        """,
+                                metadata: ["stage": "\(link.index)", "worker": "\(link.endpoint)"])
                 }
             case let .error(e): throw refusal(link, e)
             default: break
@@ -255,8 +260,9 @@ public final class Cluster: @unchecked Sendable {
             throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
         }
         let stream = StageStream(to: link, file: writer, chunkBytes: ClusterSettings.Default.chunkBytes,
-                                 window: ClusterSettings.Default.streamWindowBytes, log: log)
-        log("streaming \(ByteProgress.size(stream.byteCount)) of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1) to \(link.endpoint)")
+                                 window: ClusterSettings.Default.streamWindowBytes, logger: logger)
+        logger.info("streaming \(ByteProgress.size(stream.byteCount)) of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)",
+                    metadata: ["stage": "\(link.index)", "worker": "\(link.endpoint)"])
         link.streamed = true
         let message = try assignment(link, stageFileBytes: stream.byteCount)
         do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }

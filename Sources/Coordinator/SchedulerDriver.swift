@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Logging
 import Metrics
 import StrataModel
 import StrataWire
@@ -16,7 +17,7 @@ final class SchedulerDriver: @unchecked Sendable {
     private let head: LlamaEngine
     private let settings: ClusterSettings
     private let dim: Int
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let wakeReceiver: ZMQSocket
     private let done = DispatchSemaphore(value: 0)
 
@@ -42,11 +43,11 @@ final class SchedulerDriver: @unchecked Sendable {
 
     /// Takes over the links of a cluster whose stages are loaded, and starts the thread.
     init(links: [WorkerLink], head: LlamaEngine, config: LlamaConfig, tokenizer: Tokenizer, settings: ClusterSettings,
-         contextLength: Int, context: ZMQContext, stageInfo: [StageInfo], log: @escaping @Sendable (String) -> Void) throws(ZMQError) {
+         contextLength: Int, context: ZMQContext, stageInfo: [StageInfo], logger: Logger) throws(ZMQError) {
         self.links = links
         self.head = head
         self.settings = settings
-        self.log = log
+        self.logger = logger
         dim = config.dim
         let limits = Scheduler.Limits(
             contextLength: contextLength, maxSequences: settings.maxSequences, maxWaiting: settings.maxWaiting,
@@ -170,7 +171,7 @@ final class SchedulerDriver: @unchecked Sendable {
                 if case let .unsupportedVersion(v) = error {
                     return .protocolMismatch(endpoint: link.endpoint, message: "it sent protocol version \(v); this coordinator speaks \(Wire.protocolVersion)")
                 }
-                log("undecodable frame from \(link.endpoint): \(error)")
+                logger.warning("undecodable frame: \(error)", metadata: ["worker": "\(link.endpoint)"])
                 continue
             } catch {
                 return .workerLost(endpoint: link.endpoint, stage: link.index, layers: link.layers, reason: "\(error)")
@@ -180,7 +181,7 @@ final class SchedulerDriver: @unchecked Sendable {
             case let .result(a): results.append(a)
             case let .heartbeat(h): link.lastHeartbeat = h
             case let .error(e): stageError(e, from: link)
-            default: log("unexpected \(message.kind) from \(link.endpoint)")
+            default: logger.warning("unexpected \(message.kind)", metadata: ["worker": "\(link.endpoint)"])
             }
         }
     }
@@ -194,7 +195,7 @@ final class SchedulerDriver: @unchecked Sendable {
             sentAt.removeAll()
             schedule { $0.everyBatchFailed(error) }
         } else {
-            log("worker \(link.endpoint): \(e.message)")
+            logger.warning("\(e.message)", metadata: ["stage": "\(link.index)", "worker": "\(link.endpoint)"])
         }
     }
 
@@ -295,7 +296,7 @@ final class SchedulerDriver: @unchecked Sendable {
             let (deliveries, release) = s.scheduler.failAll(error, permanently: permanently)
             return (s.tell(deliveries), release, hadWork)
         }
-        if permanently || hadWork { log(error.description) }
+        if permanently { logger.error("\(error.description)") } else if hadWork { logger.notice("\(error.description)") }
         told()
         if !release.isEmpty { for link in links { try? link.send(.release(release)) } }
     }

@@ -1,3 +1,4 @@
+import Logging
 import StrataModel
 import StrataWire
 
@@ -14,13 +15,17 @@ final class StageStream {
     private(set) var acknowledged = 0
     private var progress: ByteProgress
 
-    init(to link: WorkerLink, file: GGUFWriter, chunkBytes: Int, window: Int, log: @escaping (String) -> Void) {
+    init(to link: WorkerLink, file: GGUFWriter, chunkBytes: Int, window: Int, logger: Logger) {
         self.link = link
         chunks = file.chunks(of: chunkBytes)
         byteCount = chunks.byteCount
         self.window = max(window, chunkBytes)
-        progress = ByteProgress("streaming layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1) to \(link.endpoint)",
-                                total: byteCount, log: log)
+        var logger = logger
+        logger[metadataKey: "stage"] = "\(link.index)"
+        logger[metadataKey: "worker"] = "\(link.endpoint)"
+        progress = ByteProgress("streaming layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)", total: byteCount) { [logger] in
+            logger.info("\($0)")
+        }
     }
 
     var isComplete: Bool { acknowledged == byteCount }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import StrataCoordinator
 import StrataModel
@@ -164,6 +165,7 @@ extension APIServer {
             throw APIError.from(error)
         }
         let timer = TokenTimer(job: job, metrics: metrics)
+        timer.logger.debug("\(job.promptIDs.count) prompt tokens, up to \(job.options.maxTokens) to generate")
         if job.stream { return streamResponse(job, events, timer) }
         do {
             for try await event in events {
@@ -175,6 +177,7 @@ extension APIServer {
                 }
             }
         } catch let error as ClusterError {
+            timer.logger.warning("failed: \(error)")
             throw APIError.from(error)
         }
         throw APIError(.internalServerError, "the generation ended without an answer")
@@ -253,6 +256,7 @@ extension APIServer {
                         if ContinuousClock.now - lastWrite >= keepAlive { try await write(ByteBuffer(string: ": keep-alive\n\n")) }
                         continue
                     case let .failed(e):
+                        timer.logger.warning("failed: \(e)")
                         try await send(APIError.from(e).body)
                         continue
                     case let .event(e):
@@ -300,15 +304,20 @@ extension APIServer {
     static var keepAlive: Duration { .seconds(1) }
 }
 
-/// Times one request's tokens for the latency histograms, and counts it when it ends.
+/// Times one request's tokens for the latency histograms, and counts and logs it (with its
+/// `request.id`) when it ends.
 final class TokenTimer: Sendable {
     private let job: GenerationJob
     private let metrics: ServerMetrics
+    let logger: Logger
     private let state = Mutex<(last: ContinuousClock.Instant?, tokens: Int, counted: Bool)>((nil, 0, false))
 
     init(job: GenerationJob, metrics: ServerMetrics) {
         self.job = job
         self.metrics = metrics
+        var logger = Logger(label: "strata.http")
+        logger[metadataKey: "request.id"] = "\(job.id)"
+        self.logger = logger
     }
 
     func token() {
@@ -322,8 +331,9 @@ final class TokenTimer: Sendable {
 
     func finished(_ r: GenerationResult, cancelled: Bool) {
         guard state.withLock({ s in defer { s.counted = true }; return !s.counted }) else { return }
-        metrics.generation(promptTokens: r.promptIDs.count, generatedTokens: r.generatedIDs.count,
-                           duration: .now - job.arrived, cancelled: cancelled)
+        let duration = ContinuousClock.now - job.arrived
+        metrics.generation(promptTokens: r.promptIDs.count, generatedTokens: r.generatedIDs.count, duration: duration, cancelled: cancelled)
+        logger.info("\(r.promptIDs.count) prompt tokens, \(r.generatedIDs.count) generated (\(r.finishReason.rawValue)) in \(duration)")
     }
 
     /// The client went away before the end.
@@ -333,8 +343,8 @@ final class TokenTimer: Sendable {
             return s.counted ? nil : s.tokens
         }
         guard let tokens else { return }
-        metrics.generation(promptTokens: job.promptIDs.count, generatedTokens: tokens,
-                           duration: .now - job.arrived, cancelled: true)
+        metrics.generation(promptTokens: job.promptIDs.count, generatedTokens: tokens, duration: .now - job.arrived, cancelled: true)
+        logger.info("the client went away after \(tokens) tokens")
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import StrataModel
 import StrataWire
 import ZeroMQ
@@ -38,12 +39,17 @@ public final class WorkerServer: @unchecked Sendable {
         try router.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
         try router.bind(settings.listen)
         endpoint = try router.lastEndpoint()
+        logger = Logger(label: "strata.worker")
+        logger[metadataKey: "worker"] = "\(settings.name ?? endpoint)"
     }
 
     private var name: String { settings.name ?? endpoint }
 
-    private func log(_ message: String) {
-        FileHandle.standardError.write(Data("worker \(name): \(message)\n".utf8))
+    /// Logs with the worker's name, and once assigned, its stage.
+    private var logger: Logger
+
+    private func log(_ message: String, _ level: Logger.Level = .info) {
+        logger.log(level: level, "\(message)")
     }
 
     /// Serves until a coordinator sends `shutdown` or `stop()` is called.
@@ -95,7 +101,7 @@ public final class WorkerServer: @unchecked Sendable {
 
     private func send(_ message: WireMessage, to peer: [UInt8]) {
         do { try router.send([peer, message.encoded()], dontWait: true) } catch {
-            log("cannot answer a peer: \(error)")
+            log("cannot answer a peer: \(error)", .warning)
         }
     }
 
@@ -112,7 +118,7 @@ public final class WorkerServer: @unchecked Sendable {
         case let .greet(peer): send(.hello(hello()), to: peer)
         case let .assign(a):
             do { try assign(a) } catch {
-                log("assignment failed: \(error.message)")
+                log("assignment failed: \(error.message)", .error)
                 protocolState.assignmentFailed()
                 sendCoordinator(.error(error))
             }
@@ -173,6 +179,7 @@ public final class WorkerServer: @unchecked Sendable {
         stage = nil
         next = nil
         let layers = "layers \(a.layerStart)..<\(a.layerEnd)"
+        logger[metadataKey: "stage"] = "\(a.stageIndex)"
         if let modelFile {
             log("assigned \(layers) of \(a.layerCount), from \(modelFile.path)")
             try verify(modelFile, against: a, what: "worker \(name)'s copy of the model (\(modelFile.path))")

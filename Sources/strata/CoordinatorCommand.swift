@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import StrataCoordinator
 import StrataModel
 
@@ -26,6 +27,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Flag(help: "Tell the workers to exit when done.")
     var stopWorkers = false
 
+    @OptionGroup var logging: LogOptions
+
     func validate() throws {
         if serve.address != nil && !prompts.prompt.isEmpty { throw ValidationError("give --http or --prompt, not both") }
     }
@@ -33,24 +36,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         // SIGTERM: the HTTP server shuts down gracefully, and the rest with it.
         if exitWithParent { watchParent { kill(getpid(), SIGTERM) } }
+        logging.bootstrap()
         let endpoints = workers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         var settings = try cluster.settings(model: modelOptions, workers: endpoints)
         settings.maxWaiting = serve.maxWaiting
         if serve.address != nil {
-            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: stopWorkers) {
-                writeErr("coordinator: \($0)\n")
-            }
+            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: stopWorkers)
         }
-        let c = try await Cluster.start(settings: settings, log: { writeErr("coordinator: \($0)\n") })
+        let logger = Logger(label: "strata.coordinator")
+        let c = try await Cluster.start(settings: settings, logger: logger)
         defer { c.shutdown(stopWorkers: stopWorkers) }
         for (i, s) in c.stages.enumerated() {
-            writeErr("coordinator: stage \(i) on \(s.endpoint): layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)\n")
+            logger.info("layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)", metadata: ["stage": "\(i)", "worker": "\(s.endpoint)"])
         }
         if !prompts.prompt.isEmpty {
             return try await generateOnCluster(c, prompts: prompts, sampling: sampling)
         }
         // No --prompt: one prompt per line from stdin, answered in turn, until end of input.
-        writeErr("coordinator: ready; reading one prompt per line from stdin\n")
+        logger.notice("ready; reading one prompt per line from stdin")
         while let line = readLine(strippingNewline: true) {
             guard !line.isEmpty else { continue }
             var one = prompts

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import StrataCoordinator
 import StrataModel
 
@@ -19,8 +20,10 @@ struct LocalCommand: AsyncParsableCommand {
     @Flag(help: .hidden)
     var exitWithParent = false
 
-    @Flag(help: "Show the workers' and the coordinator's logs.")
+    @Flag(help: "Show the workers' and the coordinator's logs (as --log-level info; workers log to this stderr).")
     var verbose = false
+
+    @OptionGroup var logging: LogOptions
 
     func validate() throws {
         guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
@@ -37,23 +40,23 @@ struct LocalCommand: AsyncParsableCommand {
     func run() async throws {
         // SIGTERM: the HTTP server shuts down gracefully, and the rest with it.
         if exitWithParent { watchParent { kill(getpid(), SIGTERM) } }
+        // Quiet by default: the answer, and the server's own lines (notice) with --http.
+        logging.bootstrap(fallback: verbose ? .info : .notice)
+        var extra: [String] = []
+        if let level = logging.logLevel { extra = ["--log-level", level.rawValue] }
         let local = try LocalWorkers(count: workers, model: try modelOptions.path, threads: modelOptions.threads,
-                                     precision: modelOptions.precision, verbose: verbose)
+                                     precision: modelOptions.precision, verbose: verbose || logging.logLevel != nil, extraArguments: extra)
         defer { local.stop() }
         var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
         settings.maxWaiting = serve.maxWaiting
-        let verbose = self.verbose
         if serve.address != nil {
-            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: true) {
-                if verbose { writeErr("coordinator: \($0)\n") }
-            }
+            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: true)
         }
-        let c = try await Cluster.start(settings: settings, log: { if verbose { writeErr("coordinator: \($0)\n") } })
+        let logger = Logger(label: "strata.coordinator")
+        let c = try await Cluster.start(settings: settings, logger: logger)
         defer { c.shutdown(stopWorkers: true) }
-        if verbose {
-            for (i, s) in c.stages.enumerated() {
-                writeErr("stage \(i): \(s.endpoint), layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)\n")
-            }
+        for (i, s) in c.stages.enumerated() {
+            logger.info("layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)", metadata: ["stage": "\(i)", "worker": "\(s.endpoint)"])
         }
         try await generateOnCluster(c, prompts: prompts, sampling: sampling)
     }

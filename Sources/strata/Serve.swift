@@ -61,8 +61,7 @@ struct ServeOptions: ParsableArguments {
 /// loading included. Both run as services of one service group (swift-service-lifecycle):
 /// on a signal the cluster shuts down first (ending what runs with "shutting down"), then the
 /// HTTP server. A cluster that cannot start ends the group with its error.
-func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTemplate: String?, stopWorkers: Bool,
-                  log: @escaping @Sendable (String) -> Void) async throws {
+func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTemplate: String?, stopWorkers: Bool) async throws {
     let serverSettings = try serve.serverSettings(model: settings.model)
     // A bad --chat-template is an error now, not at the first chat request.
     let template: ChatTemplate?
@@ -72,12 +71,11 @@ func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTempla
     }
     let server = APIServer(settings: serverSettings)
     MetricsSystem.bootstrap(server.metricsFactory)
-    var logger = Logger(label: "strata.http")
-    logger.logLevel = .warning
+    let logger = Logger(label: "strata.http")
     let http = server.service(logger: logger) { url in
-        writeErr("strata: serving the API at \(url) (\(serverSettings.apiKey == nil ? "no API key" : "API key required"))\n")
+        logger.notice("serving the API at \(url) (\(serverSettings.apiKey == nil ? "no API key" : "API key required"))")
     }
-    let cluster = ClusterService(settings: settings, server: server, template: template, stopWorkers: stopWorkers, log: log)
+    let cluster = ClusterService(settings: settings, server: server, template: template, stopWorkers: stopWorkers)
     let group = ServiceGroup(configuration: .init(
         services: [.init(service: http), .init(service: cluster, successTerminationBehavior: .gracefullyShutdownGroup)],
         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -91,18 +89,18 @@ struct ClusterService: Service {
     let server: APIServer
     let template: ChatTemplate?
     let stopWorkers: Bool
-    let log: @Sendable (String) -> Void
+    let logger = Logger(label: "strata.coordinator")
 
     func run() async throws {
         let cluster: Cluster
         do {
-            cluster = try await cancelWhenGracefulShutdown { try await Cluster.start(settings: settings, log: log) }
+            cluster = try await cancelWhenGracefulShutdown { [settings, logger] in try await Cluster.start(settings: settings, logger: logger) }
         } catch ClusterError.shutDown {
-            writeErr("strata: stopped while loading\n")
+            logger.notice("stopped while loading")
             return
         }
         server.serve(cluster, template: template)
-        writeErr("strata: every stage is loaded; ready\n")
+        logger.notice("every stage is loaded; ready")
         try? await gracefulShutdown()
         cluster.shutdown(stopWorkers: stopWorkers)
     }

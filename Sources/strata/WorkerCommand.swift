@@ -41,6 +41,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: .hidden)
     var exitWithParent = false
 
+    @OptionGroup var logging: LogOptions
+
     func validate() throws {
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be one of: fast, q8, f32") }
@@ -53,11 +55,11 @@ struct WorkerCommand: AsyncParsableCommand {
         let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
                                       cacheDirectory: cacheDir, precision: Precision(rawValue: precision)!, name: name,
                                       sharedCores: sharedCores)
+        logging.bootstrap()
         let server = try WorkerServer(settings: settings)
         writeOut("strata worker listening on \(server.endpoint)\n")
         if exitWithParent { watchParent { server.stop() } }
-        var logger = Logger(label: "strata.worker")
-        logger.logLevel = .warning
+        let logger = Logger(label: "strata.worker")
         let group = ServiceGroup(configuration: .init(services: [.init(service: WorkerService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -62,10 +62,24 @@ struct LocalCommandTests {
     /// Bad flags are refused before any process starts.
     @Test func badFlagsAreNamed() throws {
         for (args, words) in [(["--workers", "0"], "--workers"), (["--partition", "explicit:0-3"], "--partition"),
-                              (["--activations", "f8"], "--activations")] {
+                              (["--activations", "f8"], "--activations"), (["--log-level", "loud"], "--log-level")] {
             let run = try ChildProcess.strata(["local", "--model", TestPaths.defaultModel, "--prompt", "x"] + args)
             #expect(run.wait(timeout: .seconds(30)).map { $0 != 0 } == true, "refused, not timed out")
             #expect(run.stderr.contains(words), "\(args): \(run.stderr)")
         }
+    }
+
+    /// `--log-level info` shows the coordinator's and the workers' logs, with the stage and
+    /// worker each line is about.
+    @Test func logsCarryTheirStageAndWorker() throws {
+        let run = try ChildProcess.strata(["local", "--workers", "2", "--model", TestPaths.defaultModel, "--threads", "1",
+                                           "--prompt", "Hi", "-n", "2", "--log-level", "info"])
+        #expect(run.wait(timeout: .seconds(120)) == 0, "\(run.stderr)")
+        let lines = run.stderr.split(separator: "\n")
+        // The coordinator's: a stage loaded, naming both.
+        #expect(lines.contains { $0.contains("strata.coordinator") && $0.contains("loaded layers") && $0.contains("stage=1") && $0.contains("worker=tcp://") },
+                "\(run.stderr)")
+        // A worker's: its name and, once assigned, its stage.
+        #expect(lines.contains { $0.contains("strata.worker") && $0.contains("worker=worker-0") && $0.contains("stage=0") }, "\(run.stderr)")
     }
 }
