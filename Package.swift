@@ -4,8 +4,9 @@ import PackageDescription
 /// Strata: a pipeline-parallel inference cluster for Llama-architecture models.
 ///
 /// Targets follow the design: `StrataModel` (GGUF, tensors, the decoder, tokenizer, sampling),
-/// `StrataWire` (the binary protocol, depends on nothing of ours), `StrataWorker`,
-/// `StrataCoordinator`, the `QuantKernels` C target for hot quantized kernels with run-time
+/// `StrataWire` (the binary protocol, depends on nothing of ours), `StrataIdentity` (what both
+/// sides of a link say about themselves), `StrataWorker`, `StrataCoordinator` (neither depends
+/// on the other), the `QuantKernels` C target for hot quantized kernels with run-time
 /// CPU-feature dispatch, and the `strata` command.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
@@ -38,18 +39,24 @@ let package = Package(
             swiftSettings: optimize
         ),
         .target(name: "StrataWire", path: "Sources/Wire", swiftSettings: optimize),
+        // Who a process is, for both sides of every link: the application's version (and, with
+        // encrypted links, the keys a process is known by).
+        .target(name: "StrataIdentity", path: "Sources/Identity"),
         // libzmq from Debian's libzmq3-dev, through a shim header.
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], path: "Sources/ZeroMQ"),
         .target(
             name: "StrataWorker",
-            dependencies: ["StrataModel", "StrataWire", "ZeroMQ"],
+            dependencies: ["StrataModel", "StrataWire", "StrataIdentity", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Worker",
             swiftSettings: optimize
         ),
         .target(
             name: "StrataCoordinator",
-            dependencies: ["StrataModel", "StrataWire", "ZeroMQ", "StrataWorker", .product(name: "Metrics", package: "swift-metrics")],
+            dependencies: [
+                "StrataModel", "StrataWire", "StrataIdentity", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ],
             path: "Sources/Coordinator",
             swiftSettings: optimize
         ),
@@ -69,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "strata",
             dependencies: [
-                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataServer", "StrataWire", "QuantKernels",
+                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataServer", "StrataWire", "StrataIdentity", "QuantKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

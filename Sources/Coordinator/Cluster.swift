@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import StrataModel
 import StrataWire
-import StrataWorker
+import StrataIdentity
 import Synchronization
 import ZeroMQ
 
@@ -180,21 +180,14 @@ public final class Cluster: @unchecked Sendable {
         }, onTimeout: { .unreachable(endpoint: $0.endpoint, seconds: Int(settings.connectTimeout.components.seconds)) })
     }
 
-    /// Bytes one layer costs its worker at least: its weights and the KV cache of one sequence
-    /// at full context. What a worker has beyond that holds more sequences (its KV cache takes
-    /// the rest of its memory, in pages).
-    private func layerBytes() -> [UInt64] {
-        let kv = UInt64(contextLength * 2 * config.kvDim * KVCacheType.f16.elementBytes)
-        return (0 ..< config.nLayers).map { l in
-            let names = (try? StageFile.tensorNames(in: file, layers: l ..< l + 1)) ?? []
-            return UInt64(names.reduce(0) { $0 + (file.tensorInfo($1)?.byteCount ?? 0) }) + kv
-        }
-    }
-
     private func plan() throws(ClusterError) -> [Range<Int>] {
         let memory = links.map { $0.hello?.memoryBytes ?? 0 }
         let ranges: [Range<Int>]
-        let bytes = layerBytes()
+        let weights: [Int]
+        do { weights = try (0 ..< config.nLayers).map { l throws(GGUFError) in try StageFile.weightBytes(in: file, layers: l ..< l + 1) } } catch {
+            throw .model("cannot cut \(settings.model) into layers: \(error)")
+        }
+        let bytes = layerCosts(weights: weights, kvDim: config.kvDim, context: contextLength)
         do { ranges = try partitionLayers(settings.partition, layerBytes: bytes, memory: memory) } catch {
             if case let .doesNotFit(stage, layers, needs, offers) = error {
                 throw .doesNotFit(endpoint: links[stage].endpoint, layers: layers, needs: needs, offers: offers, context: contextLength)

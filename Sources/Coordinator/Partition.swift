@@ -1,3 +1,4 @@
+import StrataModel
 import Foundation
 
 /// How the coordinator cuts the decoder layers into contiguous stages, one per worker.
@@ -67,6 +68,14 @@ public enum PartitionError: Error, Equatable, CustomStringConvertible {
 /// `layerBytes[l]` is what layer l costs a worker (weights plus its KV cache); `memory[w]` what
 /// worker w offers. Every strategy yields ranges that cover `0..<layers` exactly, in order, and
 /// is checked against the memory each worker offers.
+/// What each layer costs the worker that holds it, at least: its weights (`weights[l]` bytes)
+/// and the KV cache of one sequence of `context` positions. What a worker has beyond its
+/// layers' cost holds more sequences (its KV cache takes the rest of its memory, in pages).
+public func layerCosts(weights: [Int], kvDim: Int, context: Int) -> [UInt64] {
+    let kv = KVPageShape(layers: 1, kvDim: kvDim).sequenceBytes(positions: context)
+    return weights.map { UInt64($0 + kv) }
+}
+
 public func partitionLayers(_ strategy: PartitionStrategy, layerBytes: [UInt64], memory: [UInt64]) throws(PartitionError) -> [Range<Int>] {
     let n = layerBytes.count, w = memory.count
     guard w <= n else { throw .tooManyWorkers(workers: w, layers: n) }

@@ -18,10 +18,8 @@ final class WorkerLink {
         self.endpoint = endpoint
         self.index = index
         socket = try ZMQSocket(context, type: .dealer)
-        try socket.setMaxMessageSize(Wire.maxFrameBytes)
-        // Long enough for a final `shutdown` or `release` to leave; never forever.
-        try socket.setLinger(milliseconds: 1000)
-        try socket.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
+        // (Its linger lets a final `shutdown` or `release` leave.)
+        try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         try socket.setReconnectInterval(milliseconds: 100, max: 2000)
         // The same peer to the worker after a reconnect (a network break, a worker paused past
         // the heartbeat timeout): it still knows this coordinator.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import StrataIdentity
 import StrataModel
 import StrataWire
 import ZeroMQ
@@ -32,11 +33,9 @@ public final class WorkerServer: @unchecked Sendable {
         digests = DigestCache(directory: (settings.cacheDirectory as NSString).appendingPathComponent("digests"))
         context = try ZMQContext()
         router = try ZMQSocket(context, type: .router)
-        try router.setMaxMessageSize(Wire.maxFrameBytes)
+        try router.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         try router.setRouterMandatory(true)
         try router.setRouterHandover(true)
-        try router.setLinger(milliseconds: 1000)
-        try router.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
         try router.bind(settings.listen)
         endpoint = try router.lastEndpoint()
         logger = Logger(label: "strata.worker")
@@ -254,16 +253,14 @@ public final class WorkerServer: @unchecked Sendable {
             guard config.nLayers == Int(a.layerCount), a.layerEnd <= a.layerCount else {
                 throw WireErrorMessage(code: .modelMismatch, message: "the model has \(config.nLayers) layers; the assignment says \(a.layerCount)")
             }
-            let weightBytes = try StageFile.tensorNames(in: file, layers: layers).reduce(0) { $0 + file.tensorInfo($1)!.byteCount }
+            let weightBytes = try StageFile.weightBytes(in: file, layers: layers)
             let budget = try Stage.kvBudget(config: config, layers: layers.count, assign: a, weightBytes: weightBytes,
                                             memoryLimit: memoryLimit, limitSource: settings.maxMemory > 0 ? "--max-memory" : "its memory")
             let stage = try Stage(file: file, assign: a, threads: settings.threads, precision: settings.precision,
                                   sharedCores: settings.sharedCores, kvPages: budget.pages)
             if !a.nextEndpoint.isEmpty {
                 let socket = try ZMQSocket(context, type: .dealer)
-                try socket.setMaxMessageSize(Wire.maxFrameBytes)
-                try socket.setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
-                try socket.setLinger(milliseconds: 1000)
+                try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
                 // The same peer (the one that said hello) to the next stage after a reconnect.
                 try socket.setRandomRoutingID()
                 try socket.connect(a.nextEndpoint)

@@ -138,3 +138,15 @@ extension ZMQSocket {
         guard zmq_setsockopt(socket, option, raw, size) == 0 else { throw .last("setsockopt \(name)") }
     }
 }
+
+extension ZMQSocket {
+    /// What every link between Strata's processes sets: messages up to `maxMessageBytes` (a
+    /// peer that sends more is disconnected), ZeroMQ heartbeats every second with a dead peer
+    /// noticed after 5 s, and a linger of a second, long enough for a last message to leave
+    /// on close and never forever.
+    public func configureAsPeerLink(maxMessageBytes: Int) throws(ZMQError) {
+        try setMaxMessageSize(maxMessageBytes)
+        try setHeartbeat(interval: 1000, timeout: 5000, ttl: 10000)
+        try setLinger(milliseconds: 1000)
+    }
+}

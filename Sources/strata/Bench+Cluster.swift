@@ -78,7 +78,7 @@ extension Bench {
                                  weight_bytes: $0.weightBytes, kv_cache_bytes: $0.kvCacheBytes, resident_bytes: $0.residentBytes)
         }
         let out = ClusterOutput(model: try modelOptions.path, workers: count, threads_per_process: modelOptions.threads,
-                                activations: cluster.activations, micro_batches: settings.microBatches,
+                                activations: cluster.activations.name, micro_batches: settings.microBatches,
                                 one_process_decode_tokens_per_second: oneProcess,
                                 one_process_batch8_tokens_per_second: batched,
                                 one_stream_decode_tokens_per_second: oneStream, ratio_to_one_process: ratio,

@@ -119,7 +119,7 @@ struct Bench: AsyncParsableCommand {
             return try (0 ..< repetitions).map { _ in try parallelDecode(n) }
         }
         let bandwidth = engine.weightReadBandwidth()
-        let out = Output(model: try modelOptions.path, precision: modelOptions.precision, threads: modelOptions.threads,
+        let out = Output(model: try modelOptions.path, precision: modelOptions.precision.rawValue, threads: modelOptions.threads,
                          isa: String(cString: qk_isa_name()), prefill_tokens: prompt, decode_tokens: generate,
                          prefill_tokens_per_second: median(pp), decode_tokens_per_second: median(tg),
                          prefill_runs: pp, decode_runs: tg, parallel_sequences: parallel,

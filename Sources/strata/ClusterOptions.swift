@@ -6,8 +6,11 @@ import StrataWire
 
 /// How the coordinator cuts and drives the pipeline.
 struct ClusterOptions: ParsableArguments {
-    @Option(help: "memory (layers in proportion to each worker's memory), even, or explicit:0-9,10-19,… (inclusive layer numbers, in worker order).")
-    var partition: String = "memory"
+    @Option(help: "memory (layers in proportion to each worker's memory), even, or explicit:0-9,10-19,… (inclusive layer numbers, in worker order).",
+            transform: { text in
+                do { return try PartitionStrategy(parsing: text) } catch { throw ValidationError("\(error)") }
+            })
+    var partition: PartitionStrategy = .memory
 
     @Option(help: "Tokens per sequence (prompt and reply).")
     var context: Int = ClusterSettings.Default.contextLength
@@ -15,8 +18,8 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Sequences in flight at once, as many as the workers' KV caches hold; more wait in line.")
     var maxSequences: Int = ClusterSettings.Default.maxSequences
 
-    @Option(help: "How activations travel between stages: f32, f16, bf16 or q8_0.")
-    var activations: String = "f32"
+    @Option(help: "How activations travel between stages: f32, f16, bf16 or q8_0.", transform: ActivationType.parse)
+    var activations: ActivationType = .f32
 
     @Option(help: "Forward messages in the pipeline at once (default: one per worker, so every stage is busy; `local` and `bench` use 1, as their stages share this machine's cores).")
     var microBatches: Int?
@@ -28,28 +31,22 @@ struct ClusterOptions: ParsableArguments {
     var connectTimeout: Double = 10
 
     func validate() throws {
-        _ = try PartitionStrategy(parsing: partition)
         guard context >= 2 else { throw ValidationError("--context must be at least 2") }
         guard maxSequences >= 1, maxSequences <= 4096 else { throw ValidationError("--max-sequences must be between 1 and 4096") }
-        guard activationType != nil else { throw ValidationError("--activations must be one of: f32, f16, bf16, q8_0") }
         guard workerTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         if let microBatches, microBatches < 1 { throw ValidationError("--micro-batches must be at least 1") }
-    }
-
-    var activationType: ActivationType? {
-        ["f32": .f32, "f16": .f16, "bf16": .bf16, "q8_0": .q8_0][activations]
     }
 
     /// `sharedCores`: the stages run on this machine (`local`, `bench`), so one batch at a time
     /// unless --micro-batches says otherwise.
     func settings(model: ModelOptions, workers: [String], sharedCores: Bool = false) throws -> ClusterSettings {
         var s = ClusterSettings(model: try model.path, workers: workers)
-        s.partition = try PartitionStrategy(parsing: partition)
+        s.partition = partition
         s.contextLength = context
         s.maxSequences = maxSequences
-        s.activationType = activationType!
+        s.activationType = activations
         s.threads = model.threads
-        s.precision = Precision(rawValue: model.precision)!
+        s.precision = model.precision
         s.workerTimeout = .milliseconds(Int(workerTimeout * 1000))
         s.connectTimeout = .milliseconds(Int(connectTimeout * 1000))
         s.microBatches = microBatches ?? (sharedCores ? 1 : 0)

@@ -32,7 +32,7 @@ struct LocalCommand: AsyncParsableCommand {
         } else if !prompts.prompt.isEmpty {
             throw ValidationError("give --http or --prompt, not both")
         }
-        if case let .explicit(ranges) = try PartitionStrategy(parsing: cluster.partition), ranges.count != workers {
+        if case let .explicit(ranges) = cluster.partition, ranges.count != workers {
             throw ValidationError("--partition \(cluster.partition) names \(ranges.count) stages for --workers \(workers)")
         }
     }

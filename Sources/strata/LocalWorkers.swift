@@ -1,4 +1,5 @@
 import Foundation
+import StrataModel
 
 /// Worker processes of this same binary on this machine, for `strata local` and
 /// `strata bench --workers`: started on free loopback ports, stopped (and reaped) at the end.
@@ -7,14 +8,14 @@ final class LocalWorkers {
     private(set) var endpoints: [String] = []
 
     /// Starts `count` workers and waits until each has bound its port.
-    init(count: Int, model: String, threads: Int, precision: String, verbose: Bool, extraArguments: [String] = []) throws {
+    init(count: Int, model: String, threads: Int, precision: Precision, verbose: Bool, extraArguments: [String] = []) throws {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         do {
             for i in 0 ..< count {
                 let p = Process()
                 p.executableURL = binary
                 p.arguments = ["worker", "--listen", "tcp://127.0.0.1:*", "--model", model, "--threads", "\(threads)",
-                               "--precision", precision, "--name", "worker-\(i)", "--exit-with-parent", "--shared-cores"] + extraArguments
+                               "--precision", precision.rawValue, "--name", "worker-\(i)", "--exit-with-parent", "--shared-cores"] + extraArguments
                 let out = Pipe()
                 p.standardOutput = out
                 p.standardError = verbose ? FileHandle.standardError : FileHandle.nullDevice

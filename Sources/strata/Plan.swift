@@ -40,8 +40,7 @@ struct Plan: ParsableCommand {
     func run() throws {
         let (layerWeights, headBytes, config) = try sizes()
         let memories = try parseMemory()
-        let kvPerPosition = 2 * config.kvDim * KVCacheType.f16.elementBytes  // per layer
-        let layerBytes = layerWeights.map { UInt64($0 + context * kvPerPosition) }
+        let layerBytes = layerCosts(weights: layerWeights, kvDim: config.kvDim, context: context)
         let ranges: [Range<Int>]
         do {
             ranges = try partitionLayers(try PartitionStrategy(parsing: partition),
@@ -85,9 +84,7 @@ struct Plan: ParsableCommand {
         if let model {
             let file = try GGUFFile(path: model)
             let config = try LlamaConfig(gguf: file)
-            let layers = try (0 ..< config.nLayers).map { l in
-                try StageFile.tensorNames(in: file, layers: l ..< l + 1).reduce(0) { $0 + file.tensorInfo($1)!.byteCount }
-            }
+            let layers = try (0 ..< config.nLayers).map { l in try StageFile.weightBytes(in: file, layers: l ..< l + 1) }
             let head = file.tensors.filter { !$0.name.hasPrefix("blk.") }.reduce(0) { $0 + $1.byteCount }
             return (layers, head, config)
         }

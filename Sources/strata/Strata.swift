@@ -1,4 +1,5 @@
 import ArgumentParser
+import StrataIdentity
 import StrataWorker
 
 @main

@@ -30,7 +30,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var cacheDir: String = WorkerSettings.Default.cacheDirectory
 
     @Option(help: "fast, q8 or f32 (see `strata generate --help`).")
-    var precision: String = "fast"
+    var precision: Precision = .fast
 
     @Option(help: "A name for logs (default: the listen address).")
     var name: String?
@@ -45,7 +45,6 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
-        guard Precision(rawValue: precision) != nil else { throw ValidationError("--precision must be one of: fast, q8, f32") }
         if let maxMemory, parseBytes(maxMemory) == nil { throw ValidationError("--max-memory '\(maxMemory)': expected bytes, e.g. 512M or 8G") }
     }
 
@@ -53,7 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
     /// with --exit-with-parent, until the parent process is gone.
     func run() async throws {
         let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
-                                      cacheDirectory: cacheDir, precision: Precision(rawValue: precision)!, name: name,
+                                      cacheDirectory: cacheDir, precision: precision, name: name,
                                       sharedCores: sharedCores)
         logging.bootstrap()
         let server = try WorkerServer(settings: settings)

@@ -66,6 +66,9 @@ public struct KVPageShape: Sendable, Equatable {
 
     /// Pages a sequence of `positions` positions holds.
     public func pages(for positions: Int) -> Int { (positions + rows - 1) / rows }
+
+    /// Bytes the pages of one sequence of `positions` positions take.
+    public func sequenceBytes(positions: Int) -> Int { pages(for: positions) * bytes }
 }
 
 /// The keys and values of one sequence for a stage's layers, in pages of the store's pool.

@@ -34,6 +34,11 @@ public enum StageFile {
         return w
     }
 
+    /// Bytes of the weights of `layers` (every tensor of them, as stored).
+    public static func weightBytes(in model: GGUFFile, layers: Range<Int>) throws(GGUFError) -> Int {
+        try tensorNames(in: model, layers: layers).reduce(0) { $0 + (model.tensorInfo($1)?.byteCount ?? 0) }
+    }
+
     /// The tensors a stage of `layers` holds: every tensor of those layers, and the RoPE
     /// frequency factors when the model has them.
     public static func tensorNames(in model: GGUFFile, layers: Range<Int>) throws(GGUFError) -> [String] {
