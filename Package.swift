@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(
@@ -60,11 +61,13 @@ let package = Package(
             path: "Sources/Coordinator",
             swiftSettings: optimize
         ),
+        // The HTTP API's request and response bodies, shared by the server and the client.
+        .target(name: "StrataAPI", path: "Sources/API"),
         // The OpenAI-compatible HTTP API on the coordinator, with its Prometheus metrics.
         .target(
             name: "StrataServer",
             dependencies: [
-                "StrataModel", "StrataCoordinator",
+                "StrataModel", "StrataCoordinator", "StrataAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,20 +79,21 @@ let package = Package(
         .executableTarget(
             name: "strata",
             dependencies: [
-                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataServer", "StrataWire", "StrataIdentity", "QuantKernels",
+                "StrataModel", "StrataWorker", "StrataCoordinator", "StrataServer", "StrataAPI", "StrataWire", "StrataIdentity", "QuantKernels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             path: "Sources/strata",
             swiftSettings: optimize
         ),
         .target(name: "TestSupport", dependencies: ["StrataModel"], path: "Tests/Support"),
-        .testTarget(name: "ServerTests", dependencies: ["strata", "TestSupport"], path: "Tests/ServerTests",
+        .testTarget(name: "ServerTests", dependencies: ["strata", "StrataAPI", "TestSupport"], path: "Tests/ServerTests",
                     exclude: ["openai_client.py"]),
         .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
                     path: "Tests/ModelTests"),

@@ -1,4 +1,5 @@
 import Foundation
+import StrataAPI
 import HTTPTypes
 import Hummingbird
 import StrataCoordinator
@@ -38,18 +39,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    struct Body: Encodable {
-        struct Inner: Encodable {
-            var message: String
-            var type: String
-            var param: OrNull<String>
-            var code: OrNull<String>
-        }
-
-        var error: Inner
-    }
-
-    var body: Body { Body(error: .init(message: message, type: type, param: .init(param), code: .init(code))) }
+    var body: ErrorBody { ErrorBody(message: message, type: type, param: param, code: code) }
 
     func response(headers extra: HTTPFields = [:]) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]

@@ -1,4 +1,5 @@
 import Foundation
+import StrataAPI
 import HTTPTypes
 import Hummingbird
 import Logging

@@ -1,4 +1,5 @@
 import Foundation
+import StrataAPI
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -146,34 +147,6 @@ public final class APIServer: Sendable {
 
     func unknownModel(_ name: String) -> APIError {
         APIError(.notFound, "the model '\(name)' does not exist; this server serves '\(settings.modelID)'", param: "model", code: "model_not_found")
-    }
-}
-
-/// What `GET /status` answers and `strata status` shows.
-public struct ClusterStatus: Codable, Sendable {
-    public var model: String
-    public var model_sha256: String
-    public var layers: Int
-    public var context_length: Int
-    public var max_sequences: Int
-    public var max_waiting: Int
-    public var running: Int
-    public var waiting: Int
-    public var stages: [Stage]
-
-    public struct Stage: Codable, Sendable {
-        public var index: Int
-        public var endpoint: String
-        public var worker: String
-        /// Layers `layer_start ..< layer_end`.
-        public var layer_start: Int
-        public var layer_end: Int
-        public var memory_bytes: UInt64
-        public var weight_bytes: UInt64
-        public var kv_cache_bytes: UInt64
-        public var kv_sequences: Int
-        public var resident_bytes: UInt64
-        public var streamed_weights: Bool
     }
 }
 

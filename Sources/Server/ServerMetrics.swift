@@ -1,4 +1,5 @@
 import Foundation
+import StrataAPI
 import Metrics
 import Prometheus
 import StrataCoordinator

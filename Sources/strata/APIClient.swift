@@ -1,30 +1,29 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
-import NIOPosix
+import StrataAPI
+import StrataModel
 
-/// A small HTTP/1.1 client for a coordinator's API (`--server`): one request per connection,
-/// the answer's body handed over as it arrives, so streamed events print as they come.
-/// Plain http only: put TLS in front of a server with a proxy.
+/// The client for a coordinator's API (`--server`), on AsyncHTTPClient: requests and answers
+/// are the server's own types (`StrataAPI`), streamed answers are read event by event as they
+/// arrive.
 struct APIClient {
-    let host: String
-    let port: Int
-    /// Path prefix of the server's URL, without a trailing slash ("" for the root).
-    let basePath: String
+    /// The server's URL without a trailing slash or `/v1`: paths are appended to it.
+    let base: String
     let apiKey: String?
 
     init(server: String, apiKey: String?) throws {
         guard let url = URL(string: server), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
             throw ValidationError("--server '\(server)': expected a URL such as http://127.0.0.1:8080")
         }
-        guard scheme == "http" else { throw ValidationError("--server '\(server)': only http:// is supported") }
-        self.host = host
-        port = url.port ?? 80
-        var path = url.path
-        while path.hasSuffix("/") { path.removeLast() }
-        if path.hasSuffix("/v1") { path.removeLast(3) }
-        basePath = path
+        guard scheme == "http" || scheme == "https" else { throw ValidationError("--server '\(server)': expected http:// or https://") }
+        var base = server
+        while base.hasSuffix("/") { base.removeLast() }
+        if base.hasSuffix("/v1") { base.removeLast(3) }
+        self.base = base
         self.apiKey = apiKey ?? ProcessInfo.processInfo.environment["STRATA_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
@@ -32,82 +31,90 @@ struct APIClient {
         let description: String
     }
 
-    /// Sends one request; `onBody` receives the answer's status and its body in pieces.
-    /// Returns the status.
-    func send(_ method: HTTPMethod, _ path: String, json: [UInt8]? = nil,
-              onBody: (_ status: Int, ByteBuffer) throws -> Void) async throws -> Int {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.seconds(10))
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw Failure(description: "cannot reach \(host):\(port): \(error) (is `strata coordinator --http …` running there?)")
-        }
-        return try await channel.executeThenClose { inbound, outbound in
-            var head = HTTPRequestHead(version: .http1_1, method: method, uri: basePath + path)
-            head.headers.add(name: "Host", value: "\(host):\(port)")
-            head.headers.add(name: "Connection", value: "close")
-            head.headers.add(name: "Accept", value: "application/json, text/event-stream")
-            if let apiKey { head.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
-            if let json {
-                head.headers.add(name: "Content-Type", value: "application/json")
-                head.headers.add(name: "Content-Length", value: String(json.count))
-            }
-            try await outbound.write(.head(head))
-            if let json { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: json)))) }
-            try await outbound.write(.end(nil))
-            var status = 0
-            for try await part in inbound {
-                switch part {
-                case let .head(h): status = Int(h.status.code)
-                case let .body(buffer): try onBody(status, buffer)
-                case .end: return status
-                }
-            }
-            throw Failure(description: "\(host):\(port) closed the connection before the answer ended")
-        }
-    }
-
     /// A whole answer, decoded; a non-2xx answer becomes an error carrying the server's message.
-    func get<T: Decodable>(_ path: String, as: T.Type) async throws -> T {
-        var body: [UInt8] = []
-        let status = try await send(.GET, path) { body += $1.readableBytesView }
-        try Self.check(status, body)
-        return try JSONDecoder().decode(T.self, from: Data(body))
+    func get<Answer: Decodable>(_ path: String, as: Answer.Type) async throws -> Answer {
+        let response = try await execute(request(path))
+        let body = try await response.body.collect(upTo: 64 << 20)
+        try Self.check(response.status, body)
+        return try JSONDecoder().decode(Answer.self, from: Data(buffer: body))
     }
 
-    /// Posts `request` with `"stream": true` and hands each event's decoded `data` to `onEvent`
-    /// until `[DONE]`.
-    func stream(_ path: String, _ request: [String: Any], onEvent: ([String: Any]) throws -> Void) async throws {
-        var request = request
-        request["stream"] = true
-        let json = try JSONSerialization.data(withJSONObject: request)
-        var pending: [UInt8] = []
-        let status = try await send(.POST, path, json: Array(json)) { status, buffer in
-            pending += buffer.readableBytesView
-            guard (200 ..< 300).contains(status) else { return }
-            // Events end with a blank line.
-            while let end = Self.eventEnd(pending) {
-                let event = String(decoding: pending[..<end.start], as: UTF8.self)
-                pending.removeSubrange(..<end.next)
-                for line in event.split(separator: "\n") where line.hasPrefix("data:") {
-                    let data = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
-                    if data == "[DONE]" { return }
-                    guard let object = try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { continue }
-                    if let error = object["error"] as? [String: Any] {
-                        throw Failure(description: error["message"] as? String ?? "the server reported an error")
-                    }
-                    try onEvent(object)
-                }
+    /// Posts `body` (which asks for a stream) and hands each event's `data`, decoded as `Event`,
+    /// to `onEvent` until `[DONE]`. An error event ends it with the server's message.
+    func stream<Event: Decodable>(_ path: String, _ body: some Encodable, as: Event.Type, onEvent: (Event) throws -> Void) async throws {
+        var request = request(path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        let response = try await execute(request)
+        guard (200 ..< 300).contains(response.status.code) else {
+            try Self.check(response.status, try await response.body.collect(upTo: 1 << 20))
+            return
+        }
+        var events = ServerSentEvents()
+        for try await buffer in response.body {
+            for data in events.feed(buffer.readableBytesView) {
+                if data == "[DONE]" { return }
+                let json = Data(data.utf8)
+                if let error = try? JSONDecoder().decode(ErrorBody.self, from: json) { throw Failure(description: error.error.message) }
+                try onEvent(try JSONDecoder().decode(Event.self, from: json))
             }
         }
-        try Self.check(status, pending)
+        throw Failure(description: "\(base) closed the stream before its end")
+    }
+
+    private func request(_ path: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: base + path)
+        request.headers.add(name: "Accept", value: "application/json, text/event-stream")
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        return request
+    }
+
+    /// One client for the process (never shut down, as `HTTPClient.shared`), which gives up on
+    /// a server that refuses the connection at once rather than retrying until a timeout.
+    private static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    private func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        do {
+            return try await Self.http.execute(request, timeout: .hours(24))
+        } catch {
+            throw Failure(description: "cannot reach \(base): \(error) (is `strata coordinator --http …` running there?)")
+        }
+    }
+
+    private static func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
+        guard !(200 ..< 300).contains(status.code) else { return }
+        let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(buffer: body)))?.error.message
+            ?? String(buffer: body).prefix(500).description
+        throw Failure(description: "the server answered \(status.code): \(message)")
+    }
+}
+
+/// Server-sent events from a stream of bytes: each event's `data` lines, joined, once the blank
+/// line that ends it has arrived. (Comments, such as keep-alives, carry no data.)
+struct ServerSentEvents {
+    private var pending: [UInt8] = []
+
+    /// Takes the next bytes; returns the data of every event they complete.
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
+        pending += bytes
+        var out: [String] = []
+        while let end = Self.eventEnd(pending) {
+            let event = String(decoding: pending[..<end.start], as: UTF8.self)
+            pending.removeSubrange(..<end.next)
+            let data = event.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).compactMap { line -> Substring? in
+                guard line.hasPrefix("data:") else { return nil }
+                let value = line.dropFirst(5)
+                return value.first == " " ? value.dropFirst() : value
+            }
+            if !data.isEmpty { out.append(data.joined(separator: "\n")) }
+        }
+        return out
     }
 
     private static func eventEnd(_ bytes: [UInt8]) -> (start: Int, next: Int)? {
@@ -118,13 +125,6 @@ struct APIClient {
             i += 1
         }
         return nil
-    }
-
-    private static func check(_ status: Int, _ body: [UInt8]) throws {
-        guard !(200 ..< 300).contains(status) else { return }
-        let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
-        let message = (object?["error"] as? [String: Any])?["message"] as? String ?? String(decoding: body.prefix(500), as: UTF8.self)
-        throw Failure(description: "the server answered \(status): \(message)")
     }
 }
 
@@ -144,12 +144,17 @@ struct ClientOptions: ParsableArguments {
 
 extension SamplingOptions {
     /// The request fields these flags stand for.
-    var requestFields: [String: Any] {
-        var fields: [String: Any] = ["max_tokens": maxTokens, "temperature": temperature, "top_k": topK, "top_p": topP,
-                                     "min_p": minP, "repetition_penalty": repeatPenalty]
-        if let seed { fields["seed"] = Int64(bitPattern: seed) }
-        if !stops.isEmpty { fields["stop"] = stops }
-        return fields
+    var requestFields: SamplingFields {
+        var f = SamplingFields()
+        f.max_tokens = Number(maxTokens)
+        f.temperature = Double(temperature)
+        f.top_k = Number(topK)
+        f.top_p = Double(topP)
+        f.min_p = Double(minP)
+        f.repetition_penalty = Double(repeatPenalty)
+        if let seed { f.seed = Number(Double(Int64(bitPattern: seed))) }
+        if !stops.isEmpty { f.stop = .list(stops) }
+        return f
     }
 }
 
@@ -168,27 +173,36 @@ struct RemoteGeneration {
     /// Tokens after the first, per second.
     var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(0, completionTokens - 1)) / decodeSeconds : 0 }
 
-    static func run(_ client: APIClient, chat messages: [[String: String]]?, prompt: String?, fields: [String: Any],
+    /// A chat completion of `messages`, or a completion of `prompt`, streamed with its usage.
+    static func run(_ client: APIClient, chat messages: [ChatRequest.Message]?, prompt: StringOrList?, fields: SamplingFields,
                     onText: (String) -> Void) async throws -> RemoteGeneration {
-        var request = fields
-        request["stream_options"] = ["include_usage": true]
-        if let messages { request["messages"] = messages } else if let prompt { request["prompt"] = prompt }
+        var fields = fields
+        fields.stream = true
+        fields.stream_options = .init(include_usage: true)
         var out = RemoteGeneration()
         let start = ContinuousClock.now
         var first: ContinuousClock.Instant?
-        try await client.stream(messages == nil ? "/v1/completions" : "/v1/chat/completions", request) { event in
-            if let usage = event["usage"] as? [String: Any] {
-                out.promptTokens = usage["prompt_tokens"] as? Int ?? 0
-                out.completionTokens = usage["completion_tokens"] as? Int ?? 0
+        func take(_ piece: String?, finish: String?, usage: Usage?) {
+            if let usage {
+                out.promptTokens = usage.prompt_tokens
+                out.completionTokens = usage.completion_tokens
             }
-            guard let choice = (event["choices"] as? [[String: Any]])?.first else { return }
-            let piece = ((choice["delta"] as? [String: Any])?["content"] as? String) ?? (choice["text"] as? String) ?? ""
-            if !piece.isEmpty {
+            if let piece, !piece.isEmpty {
                 if first == nil { first = .now }
                 out.text += piece
                 onText(piece)
             }
-            if let reason = choice["finish_reason"] as? String { out.finishReason = reason }
+            if let finish { out.finishReason = finish }
+        }
+        if let messages {
+            try await client.stream("/v1/chat/completions", ChatRequest(messages: messages, fields: fields), as: ChatChunk.self) { chunk in
+                take(chunk.choices.first?.delta.content, finish: chunk.choices.first?.finish_reason.value, usage: chunk.usage)
+            }
+        } else {
+            try await client.stream("/v1/completions", CompletionRequest(prompt: prompt ?? .one(""), fields: fields),
+                                    as: CompletionResponse.self) { chunk in
+                take(chunk.choices.first?.text, finish: chunk.choices.first?.finish_reason.value, usage: chunk.usage)
+            }
         }
         let end = ContinuousClock.now
         out.firstTokenSeconds = ((first ?? end) - start).totalSeconds

@@ -1,4 +1,5 @@
 import Foundation
+import StrataAPI
 import StrataModel
 
 /// `strata bench --server URL`: what a client of the HTTP API sees (time to first token, decode
@@ -24,9 +25,13 @@ extension Bench {
         // Distinct prompts for the concurrent clients: their first token differs.
         let ids = benchTokens(prompt, vocabularySize: engine.config.vocabSize - clients)
         let options = GenerationOptions(maxTokens: generate, stopAtEndOfGeneration: false)
-        func fields(_ first: Int32) -> [String: Any] {
-            ["prompt": [Int(first)] + ids.dropFirst().map { Int($0) }, "max_tokens": generate, "temperature": 0, "ignore_eos": true]
-        }
+        let fields = {
+            var f = SamplingFields()
+            f.max_tokens = Number(generate)
+            f.temperature = 0
+            f.ignore_eos = true
+            return f
+        }()
 
         /// One generation here: time to the first text, and decode tokens/s after it.
         func local() throws -> (firstToken: Double, decode: Double) {
@@ -40,7 +45,7 @@ extension Bench {
             return (seconds, r.decodeTokensPerSecond)
         }
         func remote(_ first: Int32 = 0) async throws -> RemoteGeneration {
-            try await RemoteGeneration.run(api, chat: nil, prompt: nil, fields: fields(ids[0] + first)) { _ in }
+            try await RemoteGeneration.run(api, chat: nil, prompt: .tokens([ids[0] + first] + ids.dropFirst()), fields: fields) { _ in }
         }
 
         _ = try local()  // warm-up: page in the weights, both sides

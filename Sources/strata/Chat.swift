@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StrataAPI
 import StrataModel
 
 struct Chat: AsyncParsableCommand {
@@ -51,15 +52,15 @@ struct Chat: AsyncParsableCommand {
 extension Chat {
     /// The conversation through a running coordinator's API; the whole history goes with each turn.
     func runRemote(_ api: APIClient) async throws {
-        var messages: [[String: String]] = system.map { [["role": "system", "content": $0]] } ?? []
+        var messages: [ChatRequest.Message] = system.map { [.init(role: "system", content: $0)] } ?? []
         writeErr("Chat with the model at \(client.server!); an empty line or end of input quits.\n")
         while true {
             writeOut("> ")
             guard let line = readLine(), !line.isEmpty else { break }
-            messages.append(["role": "user", "content": line])
+            messages.append(.init(role: "user", content: line))
             let r = try await RemoteGeneration.run(api, chat: messages, prompt: nil, fields: sampling.requestFields) { writeOut($0) }
             writeOut("\n")
-            messages.append(["role": "assistant", "content": r.text])
+            messages.append(.init(role: "assistant", content: r.text))
         }
     }
 }

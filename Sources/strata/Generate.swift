@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StrataAPI
 import StrataModel
 
 struct Generate: AsyncParsableCommand {
@@ -44,12 +45,12 @@ struct Generate: AsyncParsableCommand {
 extension Generate {
     /// The same through a running coordinator's API: `--chat` becomes a chat completion.
     func runRemote(_ api: APIClient) async throws {
-        var messages: [[String: String]]?
+        var messages: [ChatRequest.Message]?
         if prompts.chat {
-            messages = (prompts.system.map { [["role": "system", "content": $0]] } ?? []) + [["role": "user", "content": prompts.prompt[0]]]
+            messages = (prompts.system.map { [.init(role: "system", content: $0)] } ?? []) + [.init(role: "user", content: prompts.prompt[0])]
         }
         let json = prompts.json
-        let r = try await RemoteGeneration.run(api, chat: messages, prompt: prompts.prompt[0], fields: sampling.requestFields) { piece in
+        let r = try await RemoteGeneration.run(api, chat: messages, prompt: .one(prompts.prompt[0]), fields: sampling.requestFields) { piece in
             if !json { writeOut(piece) }
         }
         if json {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import StrataAPI
 import StrataCoordinator
-import StrataServer
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
