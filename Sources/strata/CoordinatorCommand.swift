@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import StrataCoordinator
 import StrataModel
 
@@ -38,30 +37,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if exitWithParent { watchParent { kill(getpid(), SIGTERM) } }
         logging.bootstrap()
         let endpoints = workers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        var settings = try cluster.settings(model: modelOptions, workers: endpoints)
-        settings.maxWaiting = serve.maxWaiting
-        if serve.address != nil {
-            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: stopWorkers)
-        }
-        let logger = Logger(label: "strata.coordinator")
-        let c = try await Cluster.start(settings: settings, logger: logger)
-        defer { c.shutdown(stopWorkers: stopWorkers) }
-        for (i, s) in c.stages.enumerated() {
-            logger.info("layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)", metadata: ["stage": "\(i)", "worker": "\(s.endpoint)"])
-        }
-        if !prompts.prompt.isEmpty {
-            return try await generateOnCluster(c, prompts: prompts, sampling: sampling)
-        }
-        // No --prompt: one prompt per line from stdin, answered in turn, until end of input.
-        logger.notice("ready; reading one prompt per line from stdin")
-        while let line = readLine(strippingNewline: true) {
-            guard !line.isEmpty else { continue }
-            var one = prompts
-            one.prompt = [line]
-            do { try await generateOnCluster(c, prompts: one, sampling: sampling) } catch let error as ClusterError {
-                writeErr("error: \(error)\n")
-                if case .workerLost = error { throw error }
-            }
-        }
+        try await runCluster(try cluster.settings(model: modelOptions, workers: endpoints), serve: serve, prompts: prompts,
+                             sampling: sampling, stopWorkers: stopWorkers)
     }
 }

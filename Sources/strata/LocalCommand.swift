@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import StrataCoordinator
 import StrataModel
 
@@ -47,17 +46,7 @@ struct LocalCommand: AsyncParsableCommand {
         let local = try LocalWorkers(count: workers, model: try modelOptions.path, threads: modelOptions.threads,
                                      precision: modelOptions.precision, verbose: verbose || logging.logLevel != nil, extraArguments: extra)
         defer { local.stop() }
-        var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
-        settings.maxWaiting = serve.maxWaiting
-        if serve.address != nil {
-            return try await serveCluster(settings, serve, chatTemplate: prompts.chatTemplate, stopWorkers: true)
-        }
-        let logger = Logger(label: "strata.coordinator")
-        let c = try await Cluster.start(settings: settings, logger: logger)
-        defer { c.shutdown(stopWorkers: true) }
-        for (i, s) in c.stages.enumerated() {
-            logger.info("layers \(s.layers.lowerBound)-\(s.layers.upperBound - 1)", metadata: ["stage": "\(i)", "worker": "\(s.endpoint)"])
-        }
-        try await generateOnCluster(c, prompts: prompts, sampling: sampling)
+        try await runCluster(try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true), serve: serve,
+                             prompts: prompts, sampling: sampling, stopWorkers: true)
     }
 }

@@ -85,7 +85,7 @@ struct Plan: ParsableCommand {
             let file = try GGUFFile(path: model)
             let config = try LlamaConfig(gguf: file)
             let layers = try (0 ..< config.nLayers).map { l in try StageFile.weightBytes(in: file, layers: l ..< l + 1) }
-            let head = file.tensors.filter { !$0.name.hasPrefix("blk.") }.reduce(0) { $0 + $1.byteCount }
+            let head = StageFile.coordinatorBytes(in: file)
             return (layers, head, config)
         }
         guard let shape, let s = ModelShape.named(shape) else {

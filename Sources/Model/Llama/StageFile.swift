@@ -39,6 +39,12 @@ public enum StageFile {
         try tensorNames(in: model, layers: layers).reduce(0) { $0 + (model.tensorInfo($1)?.byteCount ?? 0) }
     }
 
+    /// Bytes of what the coordinator holds: the token embedding, the final norm and the output
+    /// head (the embedding again when the model ties them).
+    public static func coordinatorBytes(in model: GGUFFile) -> Int {
+        [TensorName.tokenEmbedding, TensorName.outputNorm, TensorName.output].reduce(0) { $0 + (model.tensorInfo($1)?.byteCount ?? 0) }
+    }
+
     /// The tensors a stage of `layers` holds: every tensor of those layers, and the RoPE
     /// frequency factors when the model has them.
     public static func tensorNames(in model: GGUFFile, layers: Range<Int>) throws(GGUFError) -> [String] {
