@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import StrataCoordinator
 import StrataModel
 import StrataWire
@@ -101,10 +102,10 @@ struct ClusterFailureTests {
         let fake = try ZMQSocket(context, type: .router)
         try fake.bind("tcp://127.0.0.1:*")
         let endpoint = try fake.lastEndpoint()
-        let done = Atomic(false)
+        let done = Flag()
         let peer = Thread {
             // Answer every frame with a hello whose header says the next version.
-            while !done.value {
+            while !done.isSet {
                 guard (try? ZMQ.poll([(fake, .readable)], timeoutMilliseconds: 100))?.first?.contains(.readable) == true,
                       let frames = try? fake.receive(dontWait: true), frames.count == 2 else { continue }
                 var reply = WireMessage.hello(Hello(role: .worker, peerID: "future", appVersion: "9.0")).encoded()
@@ -114,7 +115,7 @@ struct ClusterFailureTests {
             }
         }
         peer.start()
-        defer { done.value = true }
+        defer { done.set() }
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         await #expect {
@@ -142,13 +143,9 @@ struct ClusterFailureTests {
     }
 }
 
-/// A flag shared with a thread.
-final class Atomic<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T
-    init(_ value: T) { stored = value }
-    var value: T {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
-    }
+/// A flag set on one thread and read on another.
+final class Flag: Sendable {
+    private let value = Synchronization.Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }
