@@ -6,7 +6,7 @@ import StrataWire
 
 /// How the coordinator cuts and drives the pipeline.
 struct ClusterOptions: ParsableArguments {
-    @Option(help: "memory (layers in proportion to each worker's memory), even, or explicit:0-9,10-19,… (inclusive layer numbers, in worker order).",
+    @Option(help: "memory (layers in proportion to each worker's memory; the default), even, or explicit:0-9,10-19,… (inclusive layer numbers, in worker order).",
             transform: { text in
                 do { return try PartitionStrategy(parsing: text) } catch { throw ValidationError("\(error)") }
             })
