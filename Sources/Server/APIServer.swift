@@ -149,28 +149,3 @@ public final class APIServer: Sendable {
         APIError(.notFound, "the model '\(name)' does not exist; this server serves '\(settings.modelID)'", param: "model", code: "model_not_found")
     }
 }
-
-/// Counts every answer by endpoint and status (unknown paths count as "other").
-struct RequestCounter<Context: RequestContext>: RouterMiddleware {
-    let metrics: ServerMetrics
-    static var known: Set<String> {
-        ["/health", "/metrics", "/status", "/v1/models", "/v1/completions", "/v1/chat/completions"]
-    }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        let endpoint = Self.known.contains(path) ? path : path.hasPrefix("/v1/models/") ? "/v1/models/{id}" : "other"
-        do {
-            let response = try await next(request, context)
-            metrics.request(endpoint, status: response.status.code)
-            return response
-        } catch {
-            metrics.request(endpoint, status: 500)
-            throw error
-        }
-    }
-}
-
-func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
-    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encodeJSON(value))))
-}

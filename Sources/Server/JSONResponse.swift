@@ -1,0 +1,14 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encodeJSON(value))))
+}
+
+func encodeJSON(_ value: some Encodable) -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return Array((try? encoder.encode(value)) ?? Data(#"{"error":{"message":"cannot encode the response","type":"server_error"}}"#.utf8))
+}
