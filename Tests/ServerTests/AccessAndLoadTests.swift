@@ -9,7 +9,8 @@ struct AccessAndLoadTests {
     let server: ServerProcess
 
     init() throws {
-        server = try ServerProcess(workers: 2, ["--api-key", Self.key, "--max-sequences", "1", "--max-waiting", "1"])
+        server = try ServerProcess(workers: 2, ["--api-key", Self.key, "--max-sequences", "1", "--max-waiting", "1",
+                                                "--worker-timeout", "120"])
     }
 
     var auth: [String] { ["Authorization: Bearer \(Self.key)"] }
@@ -41,6 +42,12 @@ struct AccessAndLoadTests {
         }
         let running = try stream()
         #expect(ChildProcess.poll(timeout: .seconds(30)) { running.stdout.contains("data: {") }, "\(running.stdout)")
+        // Hold the last worker, so that the running request cannot finish by itself meanwhile.
+        let workers = try ChildProcess(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-P", "\(server.child.process.processIdentifier)"])
+        _ = workers.wait(timeout: .seconds(10))
+        let last = try #require(workers.stdout.split(separator: "\n").compactMap { Int32($0) }.max())
+        kill(last, SIGSTOP)
+        defer { kill(last, SIGCONT) }
         let waiting = try stream()
         #expect(ChildProcess.poll(timeout: .seconds(30)) { waiting.stdout.contains("200 OK") }, "\(waiting.stdout)")
         let third = try CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hi", "max_tokens": 2}"#, headers: auth)
@@ -60,7 +67,8 @@ struct AccessAndLoadTests {
             return samples("strata_queue_depth", in: left).first?.value == 0
                 && samples("strata_requests_cancelled_total", in: left).first?.value == 1
         }, "\(left)")
-        #expect(samples("strata_requests_running", in: left).first?.value == 1)
+        #expect(samples("strata_requests_running", in: left).first?.value == 1, "\(running.stdout.suffix(400))")
+        kill(last, SIGCONT)
         running.kill()
         var again: CurlResult?
         ChildProcess.poll(timeout: .seconds(30)) {
