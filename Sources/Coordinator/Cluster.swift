@@ -1,8 +1,8 @@
 import Foundation
 import Logging
+import StrataIdentity
 import StrataModel
 import StrataWire
-import StrataIdentity
 import Synchronization
 import ZeroMQ
 

@@ -1,5 +1,5 @@
-import StrataModel
 import Foundation
+import StrataModel
 
 /// How the coordinator cuts the decoder layers into contiguous stages, one per worker.
 public enum PartitionStrategy: Sendable, Equatable, CustomStringConvertible {

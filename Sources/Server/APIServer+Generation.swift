@@ -1,9 +1,9 @@
 import Foundation
-import StrataAPI
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import StrataAPI
 import StrataCoordinator
 import StrataModel
 import Synchronization

@@ -1,11 +1,11 @@
 import Foundation
-import StrataAPI
 import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
-import ServiceLifecycle
 import NIOCore
+import ServiceLifecycle
+import StrataAPI
 import StrataCoordinator
 import StrataModel
 import Synchronization

@@ -1,7 +1,7 @@
 import Foundation
-import StrataAPI
 import Metrics
 import Prometheus
+import StrataAPI
 import StrataCoordinator
 import Synchronization
 

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
-import StrataCoordinator
-import StrataServer
 import Logging
 import Metrics
 import ServiceLifecycle
+import StrataCoordinator
 import StrataModel
+import StrataServer
 
 /// The HTTP API's flags, for `strata coordinator` and `strata local`.
 struct ServeOptions: ParsableArguments {
