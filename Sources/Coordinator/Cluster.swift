@@ -26,6 +26,8 @@ public final class Cluster: @unchecked Sendable {
     let file: GGUFFile
     /// SHA-256 of every tensor of the model (hex), for the stages to check what they load.
     let tensorDigests: [String: String]
+    /// Cuts the model into stages, at start and whenever a worker is lost or joins.
+    private(set) var planner: StagePlanner!
     let logger: Logger
     /// True once loading is to stop (checked from the setup thread): setup ends with `.shutDown`.
     private let isStopped: @Sendable () -> Bool
@@ -93,16 +95,17 @@ public final class Cluster: @unchecked Sendable {
             throw .model("cannot open sockets: \(error)")
         }
         do {
+            planner = try StagePlanner(settings: settings, file: file, config: config, model: model,
+                                       tensorDigests: tensorDigests, contextLength: contextLength)
             try handshake()
-            let ranges = try plan()
-            try assign(ranges)
+            try load(try planner.ranges(for: links, strategy: settings.partition))
         } catch {
             abandon()
             throw error
         }
         do {
-            driver = try SchedulerDriver(links: links, head: head, config: config, tokenizer: tokenizer, settings: settings,
-                                         contextLength: contextLength, context: context, stageInfo: links.map(StageInfo.init), logger: logger)
+            driver = try SchedulerDriver(links: links, planner: planner, head: head, config: config, tokenizer: tokenizer,
+                                         context: context, logger: logger)
         } catch {
             abandon()
             throw .model("cannot open the scheduler's sockets: \(error)")
@@ -115,8 +118,15 @@ public final class Cluster: @unchecked Sendable {
     /// The chat template the model file carries (Jinja source), if any.
     public var chatTemplateSource: String? { try? file.optionalString("tokenizer.chat_template") }
 
-    /// Why the cluster stopped serving (a worker lost, say), or nil while it serves.
+    /// Why the cluster stopped serving for good, or nil.
     public var failure: ClusterError? { driver.failure }
+
+    /// Whether the cluster serves now, and if not, why: a worker was lost and a new plan is
+    /// loading, or no plan fits the workers left.
+    public var health: ClusterHealth { driver.health }
+
+    /// Times the pipeline was rebuilt (a worker lost or joined).
+    public var recoveries: Int { driver.recoveries }
 
     // MARK: Setup
 
@@ -156,13 +166,6 @@ public final class Cluster: @unchecked Sendable {
         }
     }
 
-    private func refusal(_ link: WorkerLink, _ e: WireErrorMessage) -> ClusterError {
-        switch e.code {
-        case .unsupportedVersion: .protocolMismatch(endpoint: link.endpoint, message: e.message)
-        default: .refused(endpoint: link.endpoint, message: e.message)
-        }
-    }
-
     private func handshake() throws(ClusterError) {
         let me = Hello(role: .coordinator, peerID: ProcessInfo.processInfo.hostName, appVersion: StrataVersion.string)
         for link in links {
@@ -174,93 +177,19 @@ public final class Cluster: @unchecked Sendable {
                 link.hello = h
                 logger.info("connected: \(h.peerID), \(h.memoryBytes >> 20) MiB, \(h.threads) threads, \(h.cpuFeatures.joined(separator: " "))",
                             metadata: ["worker": "\(link.endpoint)"])
-            case let .error(e): throw refusal(link, e)
+            case let .error(e): throw link.refusal(e)
             default: break
             }
         }, onTimeout: { .unreachable(endpoint: $0.endpoint, seconds: Int(settings.connectTimeout.components.seconds)) })
     }
 
-    private func plan() throws(ClusterError) -> [Range<Int>] {
-        let memory = links.map { $0.hello?.memoryBytes ?? 0 }
-        let ranges: [Range<Int>]
-        let weights: [Int]
-        do { weights = try (0 ..< config.nLayers).map { l throws(GGUFError) in try StageFile.weightBytes(in: file, layers: l ..< l + 1) } } catch {
-            throw .model("cannot cut \(settings.model) into layers: \(error)")
-        }
-        let bytes = layerCosts(weights: weights, kvDim: config.kvDim, context: contextLength)
-        do { ranges = try partitionLayers(settings.partition, layerBytes: bytes, memory: memory) } catch {
-            if case let .doesNotFit(stage, layers, needs, offers) = error {
-                throw .doesNotFit(endpoint: links[stage].endpoint, layers: layers, needs: needs, offers: offers, context: contextLength)
-            }
-            throw .partition(error)
-        }
-        for (link, r) in zip(links, ranges) { link.layers = r }
-        return ranges
-    }
-
-    private func assignment(_ link: WorkerLink, stageFileBytes: Int = 0) throws(ClusterError) -> Assign {
-        let next = link.index + 1 < links.count ? links[link.index + 1].endpoint : ""
-        let names: [String]
-        do { names = try StageFile.tensorNames(in: file, layers: link.layers) } catch {
-            throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
-        }
-        let digests = names.map { TensorDigest(name: $0, sha256: ModelDigests.bytes(hex: tensorDigests[$0] ?? "") ?? []) }
-        return Assign(model: model, layerStart: UInt32(link.layers.lowerBound), layerEnd: UInt32(link.layers.upperBound),
-                      layerCount: UInt32(config.nLayers), stageIndex: UInt16(link.index), stageCount: UInt16(links.count),
-                      contextLength: UInt32(contextLength), maxSequences: UInt32(settings.maxSequences),
-                      activationType: settings.activationType, nextEndpoint: next, tensorDigests: digests,
-                      stageFileBytes: UInt64(stageFileBytes))
-    }
-
-    private func assign(_ ranges: [Range<Int>]) throws(ClusterError) {
-        for link in links {
-            let message = try assignment(link)
-            do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
-        }
-        // Stage files on their way to workers without a copy of the model, all at once.
-        var streams: [Int: StageStream] = [:]
+    /// Hands out the first plan's stages and waits until every one is loaded.
+    private func load(_ ranges: [Range<Int>]) throws(ClusterError) {
+        let loader = try StageLoader(planner: planner, pipeline: links, ranges: ranges, plan: 1, logger: logger)
         try waitFor("loading", timeout: settings.loadTimeout, done: { $0.report?.status == .ready },
-                    tick: { () throws(ClusterError) in for stream in streams.values { try stream.pump() } },
-                    handle: { link, message throws(ClusterError) in
-            switch message {
-            case let .loadReport(r):
-                link.report = r
-                switch r.status {
-                case .needWeights:
-                    streams[link.index] = try streamWeights(to: link)
-                case .loading:
-                    streams[link.index]?.acknowledge(r.receivedBytes)
-                case .ready:
-                    streams[link.index] = nil
-                    logger.info("""
-                        loaded layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1), \
-                        \(r.weightBytes >> 20) MiB of weights, in \(r.loadMilliseconds) ms
-                        """,
-                                metadata: ["stage": "\(link.index)", "worker": "\(link.endpoint)"])
-                }
-            case let .error(e): throw refusal(link, e)
-            default: break
-            }
-        }, onTimeout: { .loadTimeout(endpoint: $0.endpoint, seconds: Int(settings.loadTimeout.components.seconds)) })
-    }
-
-    /// Starts streaming the stage file of its layers to a worker that has no copy of the model:
-    /// the assignment again, now with the file's size, then checksummed chunks as the worker
-    /// acknowledges them (`StageStream`).
-    private func streamWeights(to link: WorkerLink) throws(ClusterError) -> StageStream {
-        let writer: GGUFWriter
-        do { writer = try StageFile.writer(from: file, layers: link.layers, modelSHA256: ModelDigests.hex(model.sha256)) } catch {
-            throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
-        }
-        let stream = StageStream(to: link, file: writer, chunkBytes: ClusterSettings.Default.chunkBytes,
-                                 window: ClusterSettings.Default.streamWindowBytes, logger: logger)
-        logger.info("streaming \(ByteProgress.size(stream.byteCount)) of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)",
-                    metadata: ["stage": "\(link.index)", "worker": "\(link.endpoint)"])
-        link.streamed = true
-        let message = try assignment(link, stageFileBytes: stream.byteCount)
-        do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
-        try stream.pump()
-        return stream
+                    tick: { () throws(ClusterError) in try loader.pump() },
+                    handle: { link, message throws(ClusterError) in try loader.handle(link, message) },
+                    onTimeout: { .loadTimeout(endpoint: $0.endpoint, seconds: Int(settings.loadTimeout.components.seconds)) })
     }
 
     // MARK: Shutdown
@@ -282,6 +211,7 @@ public final class Cluster: @unchecked Sendable {
     private func closeLinks(stopWorkers: Bool) {
         for link in links {
             if stopWorkers { try? link.send(.shutdown) }
+            link.monitor.close()
             link.socket.close()
         }
         // Every socket is closed: wait (up to their linger) until the last messages, the

@@ -16,6 +16,8 @@ public enum ClusterError: Error, CustomStringConvertible {
     case kvCacheTooSmall(positions: Int, endpoint: String, holds: Int)
     case loadTimeout(endpoint: String, seconds: Int)
     case workerLost(endpoint: String, stage: Int, layers: Range<Int>, reason: String)
+    /// Every worker is lost (or refused its stage).
+    case noWorkersLeft(reason: String)
     case stageFailed(endpoint: String, message: String)
     case generation(GenerationError)
     /// Every slot is running and the line is full.
@@ -43,6 +45,7 @@ public enum ClusterError: Error, CustomStringConvertible {
         case let .loadTimeout(e, s): "worker \(e) did not finish loading within \(s) s"
         case let .workerLost(e, stage, layers, reason):
             "worker \(e) (stage \(stage), layers \(layers.lowerBound)-\(layers.upperBound - 1)) was lost: \(reason)"
+        case let .noWorkersLeft(reason): "no worker is left to run the model (\(reason)); waiting for one to come back"
         case let .stageFailed(e, m): "worker \(e) failed: \(m)"
         case let .generation(g): g.description
         case let .busy(running, waiting):
@@ -51,4 +54,15 @@ public enum ClusterError: Error, CustomStringConvertible {
         case .shutDown: "the coordinator is shutting down"
         }
     }
+}
+
+/// Whether the cluster serves now, and if not, why (for /health).
+public enum ClusterHealth: Sendable {
+    case serving
+    /// A worker was lost or joined: a new plan is loading, and requests wait in line for it.
+    case recovering(String)
+    /// No plan fits the workers there are: requests fail with this until one joins.
+    case unavailable(ClusterError)
+    /// Stopped for good.
+    case failed(ClusterError)
 }

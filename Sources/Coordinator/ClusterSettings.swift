@@ -10,8 +10,8 @@ public struct ClusterSettings: Sendable {
         public static let prefillChunk = 512
         public static let connectTimeout: Duration = .seconds(10)
         public static let loadTimeout: Duration = .seconds(600)
-        public static let workerTimeout: Duration = .seconds(10)
-        public static let heartbeatInterval: Duration = .milliseconds(500)
+        public static let workerTimeout: Duration = .seconds(2)
+        public static let heartbeatInterval: Duration = .milliseconds(250)
         /// Size of the pieces a stage file is streamed in.
         public static let chunkBytes = 4 << 20
         /// Bytes of a stage file sent ahead of the worker's acknowledgements.
@@ -46,7 +46,8 @@ public struct ClusterSettings: Sendable {
     public var sharedCores = false
     public var connectTimeout = Default.connectTimeout
     public var loadTimeout = Default.loadTimeout
-    /// A worker silent for this long is declared lost.
+    /// A worker silent for this long is declared lost (one whose connection breaks is lost at
+    /// once), and its layers move to the workers left.
     public var workerTimeout = Default.workerTimeout
     public var heartbeatInterval = Default.heartbeatInterval
 

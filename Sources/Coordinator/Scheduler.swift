@@ -12,6 +12,13 @@ public typealias RequestID = UInt64
 /// Every running sequence has the KV cache pages it may fill reserved on every stage from its
 /// admission to its end, so no stage runs out in the middle of a sequence. Requests that do not
 /// fit yet wait in line, oldest first; past `maxWaiting` of them, new ones are refused.
+///
+/// When a stage is lost the pipeline stops (`pipelineLost`): batches in flight are forgotten,
+/// and every running sequence is to be replayed (its prompt and the tokens it sampled, run
+/// through the new plan's stages to rebuild its KV cache, sampling nothing) before it goes on.
+/// The sampler state stays here, so the text goes on as if nothing happened. Requests keep
+/// joining the line meanwhile; `resume` starts the new plan, `unavailable` fails everything
+/// while no plan fits.
 package struct Scheduler {
     package struct Limits: Sendable {
         /// Tokens per sequence.
@@ -58,8 +65,10 @@ package struct Scheduler {
     }
 
     package let limits: Limits
-    package let stages: [StageCache]
+    package private(set) var stages: [StageCache]
     package let tokenizer: Tokenizer
+    /// The plan batches are sent under: the top 32 bits of their IDs.
+    package private(set) var plan: UInt32
 
     private var waiting: [Waiting] = []
     private var active: [SequenceID: Sequence] = [:]
@@ -74,17 +83,34 @@ package struct Scheduler {
     /// Set once the cluster has failed for good: every later submission gets it.
     package private(set) var failure: ClusterError?
     private var stopped = false
+    /// Where the pipeline is: no batch leaves unless it is up.
+    package private(set) var pipeline: Pipeline = .up
+
+    package enum Pipeline: Sendable {
+        case up
+        /// A stage was lost; a new plan is on its way (`resume`).
+        case down
+        /// No plan fits the workers there are: every request fails with this.
+        case unavailable(ClusterError)
+    }
 
     private struct Waiting {
         let request: RequestID
         let promptIDs: [Int32]
         let options: GenerationOptions
+        /// A sequence that ran and no longer fit after a re-plan: it goes on where it was.
+        var parked: Sequence?
     }
 
     private struct Sequence {
         let request: RequestID
         var state: GenerationState
+        /// Tokens to run before decoding, `prefilled` of them sent: the prompt, or in a replay,
+        /// the prompt and every sampled token but the last.
+        var feed: [Int32]
         var prefilled = 0
+        /// Replaying: once `feed` is through, the last sampled token runs next (nothing is sampled).
+        var replaying = false
         var inFlight = false
         /// The sampled token to run next.
         var next: Int32?
@@ -93,13 +119,29 @@ package struct Scheduler {
         let admitted = ContinuousClock.now
         var firstToken: ContinuousClock.Instant?
         /// Pages reserved for it on each stage.
-        let pages: [Int]
+        var pages: [Int]
+
+        /// Starts over on a new plan's stages: the KV cache is rebuilt from the tokens known.
+        mutating func replay() {
+            inFlight = false
+            prefilled = 0
+            if state.generatedIDs.isEmpty {
+                feed = state.promptIDs
+                replaying = false
+                next = nil
+            } else {
+                feed = Array(state.history.dropLast())
+                replaying = true
+                next = nil
+            }
+        }
     }
 
-    package init(limits: Limits, stages: [StageCache], tokenizer: Tokenizer) {
+    package init(limits: Limits, stages: [StageCache], tokenizer: Tokenizer, plan: UInt32 = 1) {
         self.limits = limits
         self.stages = stages
         self.tokenizer = tokenizer
+        self.plan = plan
         reservedPages = [Int](repeating: 0, count: stages.count)
     }
 
@@ -118,6 +160,7 @@ package struct Scheduler {
     package mutating func submit(_ request: RequestID, promptIDs: [Int32], options: GenerationOptions) throws(ClusterError) {
         if let failure { throw failure }
         if stopped { throw .shutDown }
+        if case let .unavailable(error) = pipeline { throw error }
         guard running + waiting.count < limits.maxSequences + limits.maxWaiting else {
             throw .busy(running: limits.maxSequences, waiting: limits.maxWaiting)
         }
@@ -137,8 +180,10 @@ package struct Scheduler {
     /// stops with what it has. Unknown or ended requests are left alone.
     package mutating func cancel(_ request: RequestID) -> [Delivery] {
         if let i = waiting.firstIndex(where: { $0.request == request }) {
-            waiting.remove(at: i)
-            return [.finished(request, .failure(.cancelled))]
+            let w = waiting.remove(at: i)
+            guard var seq = w.parked else { return [.finished(request, .failure(.cancelled))] }
+            seq.state.cancel()
+            return [.finished(request, .success(result(of: seq)))]
         }
         guard let id = order.first(where: { active[$0]?.request == request && active[$0]?.ended == false }) else { return [] }
         active[id]!.state.cancel()
@@ -151,6 +196,7 @@ package struct Scheduler {
     /// sequence is ready: every decode step that is ready, then prompt chunks, oldest sequence
     /// first, up to `prefillChunk` tokens.
     package mutating func nextBatchToSend() -> Batch? {
+        guard case .up = pipeline else { return nil }
         startWaiting()
         guard inFlight.count < limits.batchesInFlight else { return nil }
         var entries: [Activations.Entry] = []
@@ -169,19 +215,19 @@ package struct Scheduler {
         }
         var budget = limits.prefillChunk
         for id in order where budget > 0 {
-            guard var seq = active[id], !seq.inFlight, !seq.ended, seq.prefilled < seq.state.promptIDs.count else { continue }
-            let n = min(seq.state.promptIDs.count - seq.prefilled, budget)
+            guard var seq = active[id], !seq.inFlight, !seq.ended, seq.prefilled < seq.feed.count else { continue }
+            let n = min(seq.feed.count - seq.prefilled, budget)
             entries.append(.init(sequence: id, position: UInt32(seq.prefilled), tokenCount: UInt32(n)))
-            tokens += seq.state.promptIDs[seq.prefilled ..< seq.prefilled + n]
+            tokens += seq.feed[seq.prefilled ..< seq.prefilled + n]
             seq.prefilled += n
             seq.inFlight = true
             active[id] = seq
             ids.append(id)
-            if seq.prefilled == seq.state.promptIDs.count { sample.append(id) }
+            if seq.prefilled == seq.feed.count && !seq.replaying { sample.append(id) }
             budget -= n
         }
         guard !entries.isEmpty else { return nil }
-        let batch = Batch(id: nextBatch, entries: entries, tokens: tokens)
+        let batch = Batch(id: UInt64(plan) << 32 | nextBatch & 0xFFFF_FFFF, entries: entries, tokens: tokens)
         nextBatch += 1
         inFlight[batch.id] = (ids, sample)
         return batch
@@ -197,7 +243,16 @@ package struct Scheduler {
     /// named: each samples its next token (unless it ended meanwhile).
     package mutating func returned(_ batch: UInt64, logits: [(SequenceID, [Float])]) -> [Delivery] {
         guard let sent = inFlight.removeValue(forKey: batch) else { return [] }
-        for id in sent.sequences { active[id]?.inFlight = false }
+        for id in sent.sequences {
+            guard var seq = active[id] else { continue }
+            seq.inFlight = false
+            // A replay is through: the KV cache is back, and the last sampled token runs next.
+            if seq.replaying && seq.prefilled == seq.feed.count {
+                seq.replaying = false
+                seq.next = seq.state.history.last
+            }
+            active[id] = seq
+        }
         var out: [Delivery] = []
         for (id, row) in logits {
             guard var seq = active[id], !seq.ended, sent.sample.contains(id) else { continue }
@@ -249,6 +304,80 @@ package struct Scheduler {
         return done
     }
 
+    // MARK: A stage lost, a new plan
+
+    /// A stage is lost (or a new plan is coming): no batch leaves until `resume`, the batches in
+    /// the pipeline are forgotten, and every running sequence will be replayed on the new plan.
+    /// Callers notice nothing but the pause.
+    package mutating func pipelineLost() {
+        if case .unavailable = pipeline {} else { pipeline = .down }
+        inFlight.removeAll()
+        for id in order {
+            guard var seq = active[id] else { continue }
+            seq.inFlight = false
+            if !seq.ended { seq.replay() }
+            active[id] = seq
+        }
+    }
+
+    /// No plan fits the workers there are: every request in line and running fails with
+    /// `error`, and so do new ones until `resume`. Returns the sequences to release.
+    package mutating func unavailable(_ error: ClusterError) -> (deliveries: [Delivery], release: [SequenceID]) {
+        pipelineLost()
+        pipeline = .unavailable(error)
+        var out = waiting.map { Delivery.finished($0.request, .failure(error)) }
+        waiting.removeAll()
+        for id in order { out += end(id, .failure(error)) }
+        return (out, releasable())
+    }
+
+    /// The new plan's stages are loaded: batches leave again, under `plan`. Running sequences
+    /// keep their place, oldest first, while the new stages' KV caches hold them; the rest go
+    /// back to the head of the line, where they resume once pages free up. A request the new
+    /// stages could never hold fails.
+    package mutating func resume(stages: [StageCache], plan: UInt32) -> [Delivery] {
+        self.stages = stages
+        self.plan = plan
+        pipeline = .up
+        reservedPages = [Int](repeating: 0, count: stages.count)
+        var out: [Delivery] = []
+        var parked: [Waiting] = []
+        for id in order {
+            guard var seq = active[id] else { continue }
+            if seq.ended {
+                seq.pages = seq.pages.map { _ in 0 }
+                active[id] = seq
+                continue
+            }
+            let n = positions(promptIDs: seq.state.promptIDs, options: seq.state.options)
+            let need = pages(positions: n)
+            if let (stage, _) = zip(stages, need).first(where: { $1 > $0.pages }) {
+                out += end(id, .failure(.kvCacheTooSmall(positions: n, endpoint: stage.endpoint, holds: stage.pages * stage.pageRows)))
+                active[id]!.pages = need.map { _ in 0 }
+            } else if fits(need) {
+                for i in need.indices { reservedPages[i] += need[i] }
+                seq.pages = need
+                active[id] = seq
+            } else {
+                parked.append(Waiting(request: seq.request, promptIDs: seq.state.promptIDs, options: seq.state.options, parked: seq))
+                active[id] = nil
+            }
+        }
+        order.removeAll { active[$0] == nil }
+        var line: [Waiting] = []
+        for w in parked + waiting {
+            let n = positions(promptIDs: w.promptIDs, options: w.options)
+            if let (stage, _) = zip(stages, pages(positions: n)).first(where: { $1 > $0.pages }) {
+                out.append(.finished(w.request, .failure(.kvCacheTooSmall(positions: n, endpoint: stage.endpoint, holds: stage.pages * stage.pageRows))))
+            } else {
+                line.append(w)
+            }
+        }
+        waiting = line
+        startWaiting()
+        return out
+    }
+
     // MARK: Failure and shutdown
 
     /// Ends every request with `error` and forgets every sequence (returned, for releasing on
@@ -282,18 +411,29 @@ package struct Scheduler {
     /// Starts the requests waiting in line, oldest first, while sequences are free and every
     /// stage has the pages the next one may fill.
     private mutating func startWaiting() {
+        guard case .up = pipeline else { return }
         while active.count < limits.maxSequences, let w = waiting.first {
             let need = pages(positions: positions(promptIDs: w.promptIDs, options: w.options))
-            guard zip(need, zip(reservedPages, stages)).allSatisfy({ $0 + $1.0 <= $1.1.pages }) else { break }
+            guard fits(need) else { break }
             waiting.removeFirst()
             for i in need.indices { reservedPages[i] += need[i] }
             let id = nextSequence
             nextSequence += 1
-            let state = GenerationState(promptIDs: w.promptIDs, options: w.options, tokenizer: tokenizer,
-                                        contextLength: limits.contextLength)
-            active[id] = Sequence(request: w.request, state: state, pages: need)
+            if var seq = w.parked {
+                seq.pages = need
+                active[id] = seq
+            } else {
+                let state = GenerationState(promptIDs: w.promptIDs, options: w.options, tokenizer: tokenizer,
+                                            contextLength: limits.contextLength)
+                active[id] = Sequence(request: w.request, state: state, feed: w.promptIDs, pages: need)
+            }
             order.append(id)
         }
+    }
+
+    /// Whether every stage has `need` pages free.
+    private func fits(_ need: [Int]) -> Bool {
+        zip(need, zip(reservedPages, stages)).allSatisfy { $0 + $1.0 <= $1.1.pages }
     }
 
     private func result(of seq: Sequence) -> GenerationResult {

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Logging
 import Metrics
+import StrataIdentity
 import StrataModel
 import StrataWire
 import Synchronization
@@ -12,8 +13,25 @@ import ZeroMQ
 /// batches and releases the scheduler asks for, and sends heartbeats. Callers submit and cancel
 /// from any thread; the scheduler's state is behind one lock, and an inproc socket wakes the
 /// thread when a caller changed something.
+///
+/// It also keeps the pipeline whole. A worker whose connection breaks, or that stays silent past
+/// `workerTimeout`, is lost: the driver makes a new plan over the workers left (`StagePlanner`),
+/// hands it out (`StageLoader`) and, once every stage is loaded, has the scheduler replay the
+/// sequences that were running. A worker that comes back (it answers a hello again) makes a
+/// new plan that takes it in. While no plan fits, requests fail naming what is missing, and
+/// the driver keeps trying as workers come and go.
 final class SchedulerDriver: @unchecked Sendable {
+    /// Every worker known, in pipeline order.
     private let links: [WorkerLink]
+    /// The stages of the plan serving, in order (the driver's thread only).
+    private var pipeline: [WorkerLink]
+    private let planner: StagePlanner
+    /// The number of the newest plan: the serving one, or the one loading.
+    private var plan: UInt32 = 1
+    /// A new plan on its way, while its stages load.
+    private var loader: StageLoader?
+    /// When the pipeline went down, for the recovery's figures.
+    private var downSince: ContinuousClock.Instant?
     private let head: LlamaEngine
     private let settings: ClusterSettings
     private let dim: Int
@@ -24,8 +42,9 @@ final class SchedulerDriver: @unchecked Sendable {
     private let shared: Mutex<Shared>
     /// Per-hop latency and compute time of every batch since the last reset (for benchmarks).
     let latency = Mutex(LatencyRecorder())
-    /// Each stage's compute time per batch, and the time each hop adds (swift-metrics).
-    private let stageCompute: [Metrics.Timer]
+    /// Each stage's compute time per batch (by stage and worker), and the time each hop adds
+    /// (swift-metrics).
+    private var stageCompute: [String: Metrics.Timer] = [:]
     private let hopLatency = Metrics.Timer(label: "strata_hop_latency_seconds")
     /// The stages as last reported.
     let stages: Mutex<[StageInfo]>
@@ -36,34 +55,35 @@ final class SchedulerDriver: @unchecked Sendable {
         var nextRequest: RequestID = 1
         var stopping = false
         var waker: ZMQSocket?
+        var health: ClusterHealth = .serving
+        /// Recoveries so far, and the longest.
+        var recoveries = 0
 
         /// Wakes the driver's thread (at most one wake-up waits at a time; more are not needed).
         func wake() { _ = try? waker?.send([1], dontWait: true) }
     }
 
-    /// Takes over the links of a cluster whose stages are loaded, and starts the thread.
-    init(links: [WorkerLink], head: LlamaEngine, config: LlamaConfig, tokenizer: Tokenizer, settings: ClusterSettings,
-         contextLength: Int, context: ZMQContext, stageInfo: [StageInfo], logger: Logger) throws(ZMQError) {
+    /// Takes over the links of a cluster whose stages are loaded (plan 1), and starts the thread.
+    init(links: [WorkerLink], planner: StagePlanner, head: LlamaEngine, config: LlamaConfig, tokenizer: Tokenizer,
+         context: ZMQContext, logger: Logger) throws(ZMQError) {
         self.links = links
+        pipeline = links
+        self.planner = planner
         self.head = head
-        self.settings = settings
+        settings = planner.settings
         self.logger = logger
         dim = config.dim
         let limits = Scheduler.Limits(
-            contextLength: contextLength, maxSequences: settings.maxSequences, maxWaiting: settings.maxWaiting,
+            contextLength: planner.contextLength, maxSequences: settings.maxSequences, maxWaiting: settings.maxWaiting,
             prefillChunk: settings.prefillChunk, batchesInFlight: settings.microBatches > 0 ? settings.microBatches : links.count)
-        let caches = links.map { link in
-            Scheduler.StageCache(endpoint: link.endpoint, pages: link.report.map { $0.kvPages > 0 ? Int($0.kvPages) : Int.max } ?? Int.max,
-                                 pageRows: Int(max(link.report?.kvPageRows ?? 1, 1)))
-        }
         let wake = "inproc://strata-scheduler-\(UUID().uuidString)"
         wakeReceiver = try ZMQSocket(context, type: .pull)
         try wakeReceiver.bind(wake)
         let waker = try ZMQSocket(context, type: .push)
         try waker.connect(wake)
-        shared = Mutex(Shared(scheduler: Scheduler(limits: limits, stages: caches, tokenizer: tokenizer), waker: waker))
-        stageCompute = links.map { Metrics.Timer(label: "strata_stage_compute_seconds", dimensions: [("stage", "\($0.index)"), ("worker", $0.endpoint)]) }
-        stages = Mutex(stageInfo)
+        shared = Mutex(Shared(scheduler: Scheduler(limits: limits, stages: links.map(\.stageCache), tokenizer: tokenizer, plan: plan),
+                              waker: waker))
+        stages = Mutex(links.map(StageInfo.init))
         let thread = Thread { [self] in
             run()
             done.signal()
@@ -108,8 +128,14 @@ final class SchedulerDriver: @unchecked Sendable {
         shared.withLock { ($0.scheduler.running, $0.scheduler.waitingCount) }
     }
 
-    /// Why the cluster stopped serving, or nil while it serves.
+    /// Why the cluster stopped serving for good, or nil.
     var failure: ClusterError? { shared.withLock { $0.scheduler.failure } }
+
+    /// Whether the cluster serves now, and if not, why.
+    var health: ClusterHealth { shared.withLock { $0.health } }
+
+    /// Pipelines rebuilt since the start.
+    var recoveries: Int { shared.withLock { $0.recoveries } }
 
     /// Ends every request with `.shutDown`, stops the thread and waits for it.
     func stop() {
@@ -138,14 +164,26 @@ final class SchedulerDriver: @unchecked Sendable {
             let timeout = max(0, (nextHeartbeat - .now).milliseconds)
             let ready: [ZMQPollEvents]
             do {
-                ready = try ZMQ.poll([(wakeReceiver, .readable)] + links.map { ($0.socket, .readable) }, timeoutMilliseconds: timeout)
+                ready = try ZMQ.poll([(wakeReceiver, .readable)] + links.map { ($0.socket, .readable) } + links.map { ($0.monitor.socket, .readable) },
+                                     timeoutMilliseconds: timeout)
             } catch {
                 return failAll(.model("the scheduler cannot poll its sockets: \(error)"), permanently: true)
             }
             if ready[0].contains(.readable) { while (try? wakeReceiver.receive(dontWait: true)) ?? nil != nil {} }
             if shared.withLock({ $0.stopping }) { return failAll(.shutDown, permanently: false) }
+            for (link, events) in zip(links, ready.dropFirst(1 + links.count)) where events.contains(.readable) {
+                watch(link)
+            }
             for (link, events) in zip(links, ready.dropFirst()) where events.contains(.readable) {
                 if let failure = drain(link) { return failAll(failure, permanently: true) }
+            }
+            if let loader {
+                do throws(ClusterError) {
+                    try loader.pump()
+                    if loader.isDone { finishPlan(loader) }
+                } catch {
+                    unavailable(error)
+                }
             }
             sample()
             // Ended sequences go first: their pages may let waiting requests into this batch.
@@ -153,7 +191,7 @@ final class SchedulerDriver: @unchecked Sendable {
             sendBatch()
             // The head is done until results come back: free shared cores for the stages.
             if settings.sharedCores { head.pool.park() }
-            if ContinuousClock.now >= nextHeartbeat, let failure = heartbeat() { return failAll(failure, permanently: true) }
+            if ContinuousClock.now >= nextHeartbeat { heartbeat() }
         }
     }
 
@@ -161,6 +199,23 @@ final class SchedulerDriver: @unchecked Sendable {
     private func schedule(_ body: (inout Scheduler) -> [Scheduler.Delivery]) {
         let told = shared.withLock { s in s.tell(body(&s.scheduler)) }
         told()
+    }
+
+    /// A link's connection events: a broken one loses its worker; a new one (the worker back,
+    /// or another process on its address) is greeted.
+    private func watch(_ link: WorkerLink) {
+        while let (event, _) = try? link.monitor.next() {
+            if event.contains(.disconnected), link.hello != nil {
+                lost(link, "its connection broke (the process exited, or was killed)")
+            }
+            if event.contains(.handshakeSucceeded), link.hello == nil { greet(link) }
+        }
+    }
+
+    /// Says hello to a worker that is to answer with its own before it takes part again.
+    private func greet(_ link: WorkerLink) {
+        link.greeted = .now
+        try? link.send(.hello(Hello(role: .coordinator, peerID: ProcessInfo.processInfo.hostName, appVersion: StrataVersion.string)))
     }
 
     /// Takes every message waiting on a link; returns a failure that ends the cluster.
@@ -174,30 +229,139 @@ final class SchedulerDriver: @unchecked Sendable {
                 logger.warning("undecodable frame: \(error)", metadata: ["worker": "\(link.endpoint)"])
                 continue
             } catch {
-                return .workerLost(endpoint: link.endpoint, stage: link.index, layers: link.layers, reason: "\(error)")
+                return .workerLost(endpoint: link.endpoint, stage: link.stage, layers: link.layers, reason: "\(error)")
             }
             guard let message else { return nil }
             switch message {
-            case let .result(a): results.append(a)
-            case let .heartbeat(h): link.lastHeartbeat = h
-            case let .error(e): stageError(e, from: link)
-            default: logger.warning("unexpected \(message.kind)", metadata: ["worker": "\(link.endpoint)"])
+            case let .result(a):
+                if UInt32(truncatingIfNeeded: a.requestID >> 32) == plan { results.append(a) }
+            case let .heartbeat(h):
+                link.lastHeartbeat = h
+                // A worker taken for lost answers after all (it was paused): greet it again.
+                if link.hello == nil, ContinuousClock.now - link.greeted > settings.workerTimeout { greet(link) }
+            case let .hello(h) where h.role == .worker:
+                guard link.hello == nil else { continue }
+                link.hello = h
+                link.refused = nil
+                joined(link)
+            case let .loadReport(r):
+                if let loader, loader.has(link), r.plan == plan {
+                    do throws(ClusterError) { try loader.handle(link, message) } catch { refused(link, error) }
+                }
+            case let .error(e):
+                stageError(e, from: link)
+            default:
+                logger.warning("unexpected \(message.kind)", metadata: ["worker": "\(link.endpoint)"])
             }
         }
     }
 
-    /// A stage could not run a batch: its sequences fail with the stage's words.
+    /// A worker's error: about a batch, its sequences fail with the stage's words; a worker
+    /// that no longer knows this coordinator restarted; one that refused its stage is left out.
     private func stageError(_ e: WireErrorMessage, from link: WorkerLink) {
         let error = ClusterError.stageFailed(endpoint: link.endpoint, message: e.message)
-        if sentAt.removeValue(forKey: e.requestID) != nil {
+        if e.code == .unknownPeer {
+            // A new process on the worker's address: its stage is gone.
+            if link.hello != nil { lost(link, "it restarted (it no longer knows this coordinator)") }
+            if ContinuousClock.now - link.greeted > .seconds(1) { greet(link) }
+        } else if sentAt.removeValue(forKey: e.requestID) != nil {
             schedule { $0.batchFailed(e.requestID, error) }
-        } else if e.requestID == 0 && [.malformed, .unknownKind, .unsupportedVersion, .unknownPeer].contains(e.code) {
+        } else if e.requestID == 0, let loader, loader.has(link), link.report?.status != .ready {
+            refused(link, link.refusal(e))
+        } else if e.requestID == 0 && [.malformed, .unknownKind, .unsupportedVersion].contains(e.code) {
             sentAt.removeAll()
             schedule { $0.everyBatchFailed(error) }
         } else {
-            logger.warning("\(e.message)", metadata: ["stage": "\(link.index)", "worker": "\(link.endpoint)"])
+            logger.warning("\(e.message)", metadata: ["stage": "\(link.stage)", "worker": "\(link.endpoint)"])
         }
     }
+
+    // MARK: Workers lost and joined
+
+    /// A worker of the plan is gone (or was taken for gone): a new plan without it.
+    private func lost(_ link: WorkerLink, _ reason: String) {
+        link.hello = nil
+        link.greeted = .now
+        let inPlan = pipeline.contains { $0 === link } || loader?.has(link) == true
+        logger.warning("worker lost: \(reason)", metadata: ["stage": "\(link.stage)", "worker": "\(link.endpoint)"])
+        guard inPlan else { return }
+        replan(because: "worker \(link.endpoint) (stage \(link.stage), layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)) was lost: \(reason)")
+    }
+
+    /// A worker answered a hello: (back) in the cluster, it takes part in a new plan. Workers
+    /// that refused their stage of an earlier plan get another chance in this one.
+    private func joined(_ link: WorkerLink) {
+        link.lastHeard = .now
+        for other in links { other.refused = nil }
+        logger.notice("worker joined: \(link.hello?.peerID ?? link.endpoint), \((link.hello?.memoryBytes ?? 0) >> 20) MiB",
+                      metadata: ["worker": "\(link.endpoint)"])
+        replan(because: "worker \(link.endpoint) joined")
+    }
+
+    /// A worker refused its stage of the plan loading: a new plan without it.
+    private func refused(_ link: WorkerLink, _ error: ClusterError) {
+        logger.error("\(error.description)", metadata: ["worker": "\(link.endpoint)"])
+        link.refused = error
+        replan(because: error.description)
+    }
+
+    /// Stops the pipeline and hands out a new plan over the workers there are. The scheduler
+    /// forgets the batches in flight and will replay every running sequence on the new plan.
+    private func replan(because reason: String) {
+        plan += 1
+        loader = nil
+        if downSince == nil { downSince = .now }
+        sentAt.removeAll()
+        results.removeAll()
+        shared.withLock { s in
+            s.scheduler.pipelineLost()
+            s.health = .recovering(reason)
+        }
+        let members = links.filter { $0.hello != nil && $0.refused == nil }
+        guard !members.isEmpty else {
+            return unavailable(.noWorkersLeft(reason: reason))
+        }
+        // An explicit partition is for the workers given; the others are cut by memory.
+        let strategy = members.count == links.count ? settings.partition : .memory
+        do throws(ClusterError) {
+            let ranges = try planner.ranges(for: members, strategy: strategy)
+            loader = try StageLoader(planner: planner, pipeline: members, ranges: ranges, plan: plan, logger: logger)
+            logger.notice("plan \(plan): \(members.count) stages, layers \(ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")) (\(reason))")
+        } catch {
+            unavailable(error)
+        }
+    }
+
+    /// No plan fits: every request fails with `error` until a worker joins.
+    private func unavailable(_ error: ClusterError) {
+        loader = nil
+        logger.error("no plan fits the workers there are; requests fail until one joins: \(error.description)")
+        let (told, release) = shared.withLock { s in
+            let (deliveries, release) = s.scheduler.unavailable(error)
+            s.health = .unavailable(error)
+            return (s.tell(deliveries), release)
+        }
+        told()
+        send(.release(release), toAll: links.filter { $0.hello != nil })
+    }
+
+    /// Every stage of the new plan is loaded: it serves, and the running sequences replay.
+    private func finishPlan(_ loader: StageLoader) {
+        self.loader = nil
+        pipeline = loader.pipeline
+        let took = downSince.map { ContinuousClock.now - $0 } ?? .zero
+        downSince = nil
+        let told = shared.withLock { s in
+            s.health = .serving
+            s.recoveries += 1
+            return s.tell(s.scheduler.resume(stages: pipeline.map(\.stageCache), plan: plan))
+        }
+        told()
+        stages.withLock { $0 = pipeline.map(StageInfo.init) }
+        logger.notice("plan \(plan) serves: \(pipeline.count) stages, \(took.milliseconds) ms after the pipeline stopped")
+    }
+
+    // MARK: Batches
 
     /// The batches back from the last stage: the logits of every row to sample, in one pass
     /// of the head, then each sequence samples its next token.
@@ -221,7 +385,7 @@ final class SchedulerDriver: @unchecked Sendable {
                 rows += found.map { row + index[$0]! }
                 batches.append((message.requestID, found))
             } catch {
-                let error = ClusterError.stageFailed(endpoint: links.last!.endpoint, message: "\(error)")
+                let error = ClusterError.stageFailed(endpoint: pipeline.last!.endpoint, message: "\(error)")
                 schedule { $0.batchFailed(message.requestID, error) }
             }
         }
@@ -244,9 +408,15 @@ final class SchedulerDriver: @unchecked Sendable {
     /// A batch's timings: each stage's compute time, and what each hop (stages + 1) added
     /// beyond computing: sending, receiving, encoding, decoding and queueing.
     private func record(roundTripNanos: UInt64, stageNanos: [UInt64]) {
-        for (timer, nanos) in zip(stageCompute, stageNanos) { timer.recordNanoseconds(Int64(clamping: nanos)) }
+        for (link, nanos) in zip(pipeline, stageNanos) {
+            let key = "\(link.stage) \(link.endpoint)"
+            let timer = stageCompute[key] ?? Metrics.Timer(label: "strata_stage_compute_seconds",
+                                                           dimensions: [("stage", "\(link.stage)"), ("worker", link.endpoint)])
+            stageCompute[key] = timer
+            timer.recordNanoseconds(Int64(clamping: nanos))
+        }
         let compute = stageNanos.reduce(0, +)
-        let perHop = roundTripNanos > compute ? (roundTripNanos - compute) / UInt64(links.count + 1) : 0
+        let perHop = roundTripNanos > compute ? (roundTripNanos - compute) / UInt64(pipeline.count + 1) : 0
         hopLatency.recordNanoseconds(Int64(clamping: perHop))
         latency.withLock { $0.record(perHopNanos: perHop, computeNanos: compute) }
     }
@@ -254,7 +424,11 @@ final class SchedulerDriver: @unchecked Sendable {
     private func release() {
         let ids = shared.withLock { $0.scheduler.releasable() }
         guard !ids.isEmpty else { return }
-        for link in links { try? link.send(.release(ids)) }
+        send(.release(ids), toAll: pipeline)
+    }
+
+    private func send(_ message: WireMessage, toAll links: [WorkerLink]) {
+        for link in links { try? link.send(message) }
     }
 
     /// The scheduler's next batch, embedded and sent to the first stage.
@@ -268,25 +442,30 @@ final class SchedulerDriver: @unchecked Sendable {
                                   dim: UInt32(dim), entries: batch.entries,
                                   payload: ActivationCodec.encode(hidden, as: settings.activationType))
         sentAt[batch.id] = DispatchTime.now().uptimeNanoseconds
-        do { try links[0].send(.forward(message)) } catch {
-            sentAt[batch.id] = nil
-            schedule { $0.batchFailed(batch.id, .stageFailed(endpoint: links[0].endpoint, message: "\(error)")) }
+        do { try pipeline[0].send(.forward(message)) } catch {
+            // The batch is replayed with the rest once the first stage is found lost.
+            logger.warning("cannot send a batch: \(error)", metadata: ["stage": "0", "worker": "\(pipeline[0].endpoint)"])
         }
     }
 
-    /// Sends a heartbeat to every worker; a worker silent for `workerTimeout` is lost.
-    private func heartbeat() -> ClusterError? {
+    /// Sends a heartbeat to every worker there is; one silent for `workerTimeout` is lost.
+    private func heartbeat() {
         nextHeartbeat = .now + settings.heartbeatInterval
-        for link in links {
+        for link in links where link.hello != nil {
             let silent = ContinuousClock.now - link.lastHeard
             if silent > settings.workerTimeout {
-                return .workerLost(endpoint: link.endpoint, stage: link.index, layers: link.layers,
-                                   reason: "no answer for \(Int(silent.totalSeconds)) s (the process stopped, or the network between us is down)")
+                lost(link, "no answer for \(String(format: "%.1f", silent.totalSeconds)) s (the process stopped, or the network between us is down)")
+                continue
             }
-            try? link.send(.heartbeat(Heartbeat(nonce: UInt64(DispatchTime.now().uptimeNanoseconds))))
+            do { try link.send(.heartbeat(Heartbeat(nonce: UInt64(DispatchTime.now().uptimeNanoseconds)))) } catch {
+                lost(link, "\(error)")
+            }
         }
-        stages.withLock { $0 = links.map(StageInfo.init) }
-        return nil
+        // Workers taken for lost are greeted again now and then, in case they only paused.
+        for link in links where link.hello == nil && ContinuousClock.now - link.greeted > settings.workerTimeout {
+            greet(link)
+        }
+        stages.withLock { $0 = pipeline.map(StageInfo.init) }
     }
 
     /// Ends every request with `error`, and releases their sequences on the stages.
@@ -294,11 +473,12 @@ final class SchedulerDriver: @unchecked Sendable {
         let (told, release, hadWork) = shared.withLock { s in
             let hadWork = s.scheduler.running + s.scheduler.waitingCount > 0
             let (deliveries, release) = s.scheduler.failAll(error, permanently: permanently)
+            if permanently { s.health = .failed(error) }
             return (s.tell(deliveries), release, hadWork)
         }
         if permanently { logger.error("\(error.description)") } else if hadWork { logger.notice("\(error.description)") }
         told()
-        if !release.isEmpty { for link in links { try? link.send(.release(release)) } }
+        if !release.isEmpty { send(.release(release), toAll: pipeline) }
     }
 }
 

@@ -21,7 +21,7 @@ final class StageStream {
         byteCount = chunks.byteCount
         self.window = max(window, chunkBytes)
         var logger = logger
-        logger[metadataKey: "stage"] = "\(link.index)"
+        logger[metadataKey: "stage"] = "\(link.stage)"
         logger[metadataKey: "worker"] = "\(link.endpoint)"
         progress = ByteProgress("streaming layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)", total: byteCount) { [logger] in
             logger.info("\($0)")

@@ -1,3 +1,4 @@
+import Glibc
 import StrataWire
 import ZeroMQ
 
@@ -5,19 +6,37 @@ import ZeroMQ
 /// messages go both ways on it; the last stage's results and any stage's errors come back on it.
 final class WorkerLink {
     let endpoint: String
+    /// Its place among the workers given (`--workers`), which orders the pipeline.
     let index: Int
     let socket: ZMQSocket
+    /// Its connection's events: a broken connection is a lost worker, at once.
+    let monitor: ZMQMonitor
+    /// The worker's hello; nil until it answers ours, and again once it is lost, until it
+    /// answers a new one.
     var hello: Hello?
+    /// Its stage in the current plan, and that stage's layers.
+    var stage = 0
     var layers: Range<Int> = 0 ..< 0
     var report: LoadReport?
     var streamed = false
     var lastHeard = ContinuousClock.now
     var lastHeartbeat: Heartbeat?
+    /// When it was last sent a hello.
+    var greeted = ContinuousClock.now
+    /// Why it is left out of plans: it refused its stage. A new hello from it clears this.
+    var refused: ClusterError?
+
+    /// Its stage's KV cache, as the scheduler sees it.
+    var stageCache: Scheduler.StageCache {
+        Scheduler.StageCache(endpoint: endpoint, pages: report.map { $0.kvPages > 0 ? Int($0.kvPages) : Int.max } ?? Int.max,
+                             pageRows: Int(max(report?.kvPageRows ?? 1, 1)))
+    }
 
     init(context: ZMQContext, endpoint: String, index: Int) throws(ZMQError) {
         self.endpoint = endpoint
         self.index = index
         socket = try ZMQSocket(context, type: .dealer)
+        monitor = try ZMQMonitor(socket, events: [.handshakeSucceeded, .disconnected])
         // (Its linger lets a final `shutdown` or `release` leave.)
         try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         try socket.setReconnectInterval(milliseconds: 100, max: 2000)
@@ -27,8 +46,19 @@ final class WorkerLink {
         try socket.connect(endpoint)
     }
 
+    /// The worker's error, as the reason it refused what it was asked.
+    func refusal(_ e: WireErrorMessage) -> ClusterError {
+        switch e.code {
+        case .unsupportedVersion: .protocolMismatch(endpoint: endpoint, message: e.message)
+        default: .refused(endpoint: endpoint, message: e.message)
+        }
+    }
+
+    /// Sends without waiting: a worker whose queue is full (it stopped reading) is an error.
     func send(_ message: WireMessage) throws(ZMQError) {
-        try socket.send(message.encoded())
+        guard try socket.send(message.encoded(), dontWait: true) else {
+            throw ZMQError(operation: "send to \(endpoint) (its queue is full)", code: EAGAIN)
+        }
     }
 
     /// The next message waiting, decoded; nil when none is. An undecodable frame is answered

@@ -58,7 +58,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             APIError(.badRequest, error.description, param: "prompt")
         case .kvCacheTooSmall:
             APIError(.badRequest, error.description, param: "max_tokens", code: "context_length_exceeded")
-        case .shutDown, .workerLost:
+        case .shutDown, .workerLost, .noWorkersLeft, .doesNotFit, .partition:
+            // (The last three, once serving: no plan fits the workers left.)
             APIError(.serviceUnavailable, error.description, code: "unavailable")
         default:
             APIError(.internalServerError, error.description)

@@ -123,10 +123,15 @@ public final class APIServer: Sendable {
             var error: String?
         }
         guard let s = serving else { return json(Health(status: "loading", stages: 0), status: .serviceUnavailable) }
-        if let failure = s.cluster.failure {
-            return json(Health(status: "unavailable", stages: s.cluster.stages.count, error: failure.description), status: .serviceUnavailable)
+        let stages = s.cluster.stages.count
+        switch s.cluster.health {
+        case .serving:
+            return json(Health(status: "ok", stages: stages))
+        case let .recovering(why):
+            return json(Health(status: "recovering", stages: stages, error: why), status: .serviceUnavailable)
+        case let .unavailable(error), let .failed(error):
+            return json(Health(status: "unavailable", stages: stages, error: error.description), status: .serviceUnavailable)
         }
-        return json(Health(status: "ok", stages: s.cluster.stages.count))
     }
 
     func status() throws(APIError) -> ClusterStatus {

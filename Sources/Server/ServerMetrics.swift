@@ -65,7 +65,8 @@ final class ServerMetrics: Sendable {
 
     /// Everything, in Prometheus' text format, with the cluster's gauges as of now.
     func exposition(cluster: Cluster?) -> String {
-        ready.set(Int64(cluster != nil && cluster?.failure == nil ? 1 : 0))
+        let serving = if case .serving? = cluster?.health { true } else { false }
+        ready.set(Int64(serving ? 1 : 0))
         if let cluster { record(cluster) }
         return registry.emitToString()
     }

@@ -1,7 +1,7 @@
 /// Assign body: model identity, layerStart u32, layerEnd u32, layerCount u32, stageIndex u16,
 /// stageCount u16, contextLength u32, maxSequences u32, activationType u8, nextEndpoint string,
 /// nextCurvePublicKey (u8 length, 0 or 32 bytes), tensorDigests (u16 count; each a name string
-/// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64.
+/// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64, plan u32.
 extension Assign {
     func write(to w: inout ByteWriter) {
         model.write(to: &w)
@@ -20,6 +20,7 @@ extension Assign {
             w.byteArray(digest.sha256, .u8)
         }
         w.u64(stageFileBytes)
+        w.u32(plan)
     }
 
     static func read(from r: inout ByteReader) throws(WireError) -> Assign {
@@ -53,9 +54,10 @@ extension Assign {
             digests.append(TensorDigest(name: name, sha256: sha))
         }
         let stageBytes = try r.u64("assign.stageFileBytes")
+        let plan = try r.u32("assign.plan")
         return Assign(model: model, layerStart: layerStart, layerEnd: layerEnd, layerCount: layerCount,
                       stageIndex: stageIndex, stageCount: stageCount, contextLength: contextLength,
                       maxSequences: maxSequences, activationType: type, nextEndpoint: nextEndpoint,
-                      nextCurvePublicKey: nextKey, tensorDigests: digests, stageFileBytes: stageBytes)
+                      nextCurvePublicKey: nextKey, tensorDigests: digests, stageFileBytes: stageBytes, plan: plan)
     }
 }

@@ -1,5 +1,5 @@
 /// LoadReport body: status u8, weightBytes u64, kvCacheBytes u64, residentBytes u64,
-/// loadMilliseconds u32, receivedBytes u64, kvPages u32, kvPageRows u32.
+/// loadMilliseconds u32, receivedBytes u64, kvPages u32, kvPageRows u32, plan u32.
 extension LoadReport {
     func write(to w: inout ByteWriter) {
         w.u8(status.rawValue)
@@ -10,6 +10,7 @@ extension LoadReport {
         w.u64(receivedBytes)
         w.u32(kvPages)
         w.u32(kvPageRows)
+        w.u32(plan)
     }
 
     static func read(from r: inout ByteReader) throws(WireError) -> LoadReport {
@@ -20,6 +21,7 @@ extension LoadReport {
                    loadMilliseconds: try r.u32("loadReport.loadMilliseconds"),
                    receivedBytes: try r.u64("loadReport.receivedBytes"),
                    kvPages: try r.u32("loadReport.kvPages"),
-                   kvPageRows: try r.u32("loadReport.kvPageRows"))
+                   kvPageRows: try r.u32("loadReport.kvPageRows"),
+                   plan: try r.u32("loadReport.plan"))
     }
 }

@@ -75,15 +75,21 @@ public struct Assign: Sendable, Equatable {
     /// When the worker lacks the model: the size of the stage file the coordinator will stream
     /// (a GGUF holding only this stage's tensors); 0 when not streaming.
     public var stageFileBytes: UInt64
+    /// Which of the coordinator's plans this assignment belongs to; it grows with every new
+    /// plan (a worker lost or joined). The top 32 bits of a forward's `requestID` name the plan
+    /// the batch was sent under: a stage runs only forwards of its own plan, so that a batch
+    /// still on its way under an old plan cannot touch the caches the new one is rebuilding.
+    public var plan: UInt32
 
     public init(model: ModelIdentity, layerStart: UInt32, layerEnd: UInt32, layerCount: UInt32, stageIndex: UInt16,
                 stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, activationType: ActivationType,
                 nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], tensorDigests: [TensorDigest] = [],
-                stageFileBytes: UInt64 = 0) {
+                stageFileBytes: UInt64 = 0, plan: UInt32 = 0) {
         self.model = model; self.layerStart = layerStart; self.layerEnd = layerEnd; self.layerCount = layerCount
         self.stageIndex = stageIndex; self.stageCount = stageCount; self.contextLength = contextLength
         self.maxSequences = maxSequences; self.activationType = activationType; self.nextEndpoint = nextEndpoint
         self.nextCurvePublicKey = nextCurvePublicKey; self.tensorDigests = tensorDigests; self.stageFileBytes = stageFileBytes
+        self.plan = plan
     }
 }
 
@@ -120,11 +126,15 @@ public struct LoadReport: Sendable, Equatable {
     /// The coordinator admits sequences by the pages they take on every stage.
     public var kvPages: UInt32
     public var kvPageRows: UInt32
+    /// The plan of the assignment this answers (`Assign.plan`).
+    public var plan: UInt32
     public init(status: Status, weightBytes: UInt64 = 0, kvCacheBytes: UInt64 = 0, residentBytes: UInt64 = 0,
-                loadMilliseconds: UInt32 = 0, receivedBytes: UInt64 = 0, kvPages: UInt32 = 0, kvPageRows: UInt32 = 0) {
+                loadMilliseconds: UInt32 = 0, receivedBytes: UInt64 = 0, kvPages: UInt32 = 0, kvPageRows: UInt32 = 0,
+                plan: UInt32 = 0) {
         self.status = status; self.weightBytes = weightBytes; self.kvCacheBytes = kvCacheBytes
         self.residentBytes = residentBytes; self.loadMilliseconds = loadMilliseconds; self.receivedBytes = receivedBytes
         self.kvPages = kvPages; self.kvPageRows = kvPageRows
+        self.plan = plan
     }
 }
 

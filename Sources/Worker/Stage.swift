@@ -28,6 +28,24 @@ public final class Stage {
                                  pageCapacity: kvPages)
     }
 
+    /// The stage `old` runs, under a new assignment of the same layers of the same model: its
+    /// weights and engine kept, its KV cache new and empty.
+    init(keeping old: Stage, assign: Assign, kvPages: Int) {
+        self.assign = assign
+        file = old.file
+        layers = old.layers
+        parksBetweenBatches = old.parksBetweenBatches
+        engine = old.engine
+        cache = engine.makeCache(maxSequences: Int(assign.maxSequences), contextLength: Int(assign.contextLength),
+                                 pageCapacity: kvPages)
+    }
+
+    /// Whether an assignment asks for exactly this stage's weights.
+    func canKeepWeights(for a: Assign) -> Bool {
+        a.model == assign.model && a.layerStart == assign.layerStart && a.layerEnd == assign.layerEnd
+            && a.layerCount == assign.layerCount
+    }
+
     /// Memory a stage keeps for itself beyond weights and KV cache: the process (runtime,
     /// sockets, messages) and the engine's scratch for a prompt chunk of 512 tokens.
     public static func headroomBytes(config: LlamaConfig) -> Int {

@@ -8,7 +8,9 @@ import StrataWire
 ///
 /// The rules: a peer says hello before anything else; only the peer that said hello as the
 /// coordinator may assign, stream weights, release or stop, and the last one to assign is the
-/// one answered; activations run only once a stage is loaded.
+/// one answered; activations run only once a stage is loaded, and only those of the plan the
+/// stage was assigned under (the top 32 bits of their requestID): a batch of an old plan still
+/// on its way is dropped.
 package struct WorkerStateMachine {
     package typealias Peer = [UInt8]
 
@@ -43,6 +45,8 @@ package struct WorkerStateMachine {
     /// The coordinator that assigned the stage: errors and results go to it.
     package private(set) var coordinator: Peer?
     package private(set) var phase: Phase = .idle
+    /// The plan of the last assignment.
+    package private(set) var plan: UInt32?
 
     package init() {}
 
@@ -73,6 +77,7 @@ package struct WorkerStateMachine {
             guard phase == .ready else {
                 return [.send(.error(.init(code: .notAssigned, requestID: a.requestID, message: "no stage is loaded here")), to: coordinator ?? peer)]
             }
+            guard UInt32(truncatingIfNeeded: a.requestID >> 32) == plan else { return [] }
             return [.run(a)]
         case let .heartbeat(h):
             return [.answerHeartbeat(nonce: h.nonce, to: peer)]
@@ -93,6 +98,7 @@ package struct WorkerStateMachine {
         case let .assign(a):
             coordinator = peer
             phase = .loading
+            plan = a.plan
             return [.assign(a)]
         case let .weightChunk(chunk):
             guard peer == coordinator, phase == .receiving else {

@@ -24,8 +24,8 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Forward messages in the pipeline at once (default: one per worker, so every stage is busy; `local` and `bench` use 1, as their stages share this machine's cores).")
     var microBatches: Int?
 
-    @Option(help: "Seconds a worker may stay silent before it is declared lost.")
-    var workerTimeout: Double = 10
+    @Option(help: "Seconds a worker may stay silent before it is declared lost (one whose connection breaks is lost at once); its layers then move to the workers left.")
+    var workerTimeout: Double = Double(ClusterSettings.Default.workerTimeout.components.seconds)
 
     @Option(help: "Seconds to wait for every worker to answer at start.")
     var connectTimeout: Double = 10

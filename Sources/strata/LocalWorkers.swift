@@ -1,28 +1,36 @@
 import Foundation
+import Logging
 import StrataModel
+import Synchronization
 
 /// Worker processes of this same binary on this machine, for `strata local` and
-/// `strata bench --workers`: started on free loopback ports, stopped (and reaped) at the end.
-final class LocalWorkers {
-    private(set) var processes: [Process] = []
+/// `strata bench --workers`: started on free loopback ports, restarted on the same port when
+/// one dies (the coordinator takes it back into the plan), stopped and reaped at the end.
+final class LocalWorkers: @unchecked Sendable {
     private(set) var endpoints: [String] = []
+    private let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    private let arguments: [String]
+    private let verbose: Bool
+    private let logger = Logger(label: "strata.local")
+
+    private struct State {
+        var processes: [Process] = []
+        var stopping = false
+        /// Restarts of each worker so far, for the back-off between them.
+        var restarts: [Int] = []
+    }
+    private let state = Mutex(State())
 
     /// Starts `count` workers and waits until each has bound its port.
     init(count: Int, model: String, threads: Int, precision: Precision, verbose: Bool, extraArguments: [String] = []) throws {
-        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        arguments = ["--model", model, "--threads", "\(threads)", "--precision", precision.rawValue, "--exit-with-parent",
+                     "--shared-cores"] + extraArguments
+        self.verbose = verbose
         do {
             for i in 0 ..< count {
-                let p = Process()
-                p.executableURL = binary
-                p.arguments = ["worker", "--listen", "tcp://127.0.0.1:*", "--model", model, "--threads", "\(threads)",
-                               "--precision", precision.rawValue, "--name", "worker-\(i)", "--exit-with-parent", "--shared-cores"] + extraArguments
-                let out = Pipe()
-                p.standardOutput = out
-                p.standardError = verbose ? FileHandle.standardError : FileHandle.nullDevice
-                p.standardInput = FileHandle.nullDevice
-                try p.run()
-                processes.append(p)
-                endpoints.append(try Self.readEndpoint(out, worker: i, process: p))
+                let (p, endpoint) = try start(worker: i, listen: "tcp://127.0.0.1:*")
+                endpoints.append(endpoint)
+                state.withLock { $0.processes.append(p); $0.restarts.append(0) }
             }
         } catch {
             stop()
@@ -30,7 +38,54 @@ final class LocalWorkers {
         }
     }
 
-    /// The worker's first line on stdout: "strata worker listening on tcp://127.0.0.1:PORT".
+    /// Starts worker `i`, and once it listens, watches it: should it exit before `stop`, it is
+    /// started again on its endpoint.
+    private func start(worker i: Int, listen: String) throws -> (Process, String) {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["worker", "--listen", listen, "--name", "worker-\(i)"] + arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = verbose ? FileHandle.standardError : FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let endpoint: String
+        do { endpoint = try Self.readEndpoint(out, worker: i, process: p) } catch {
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            throw error
+        }
+        p.terminationHandler = { [weak self] p in self?.exited(worker: i, endpoint: endpoint, process: p) }
+        return (p, endpoint)
+    }
+
+    private func exited(worker i: Int, endpoint: String, process: Process) {
+        let restarts = state.withLock { s -> Int? in
+            guard !s.stopping else { return nil }
+            s.restarts[i] += 1
+            return s.restarts[i]
+        }
+        guard let restarts else { return }
+        let how = process.terminationReason == .uncaughtSignal ? "signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
+        // At once the first time; a worker that keeps dying waits longer each time, up to 30 s.
+        let delay = min(30.0, restarts > 1 ? pow(2, Double(restarts - 2)) * 0.5 : 0)
+        logger.notice("worker-\(i) exited (\(how)); starting it again on \(endpoint)\(delay > 0 ? String(format: " in %.1f s", delay) : "")")
+        Thread.detachNewThread { [self] in
+            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            guard !state.withLock({ $0.stopping }) else { return }
+            do {
+                let (p, _) = try start(worker: i, listen: endpoint)
+                let keep = state.withLock { s in
+                    if !s.stopping { s.processes[i] = p }
+                    return !s.stopping
+                }
+                if !keep { p.terminate() }
+            } catch {
+                logger.error("worker-\(i) could not be started again: \(error)")
+            }
+        }
+    }
+
+    /// The first line a worker prints on stdout: "strata worker listening on tcp://127.0.0.1:PORT".
     private static func readEndpoint(_ pipe: Pipe, worker: Int, process: Process) throws -> String {
         let line = LineReader(pipe.fileHandleForReading)
         guard let text = line.firstLine(timeout: .seconds(60)), let range = text.range(of: "listening on ") else {
@@ -39,9 +94,17 @@ final class LocalWorkers {
         return String(text[range.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The workers' process IDs, in order.
+    var processIdentifiers: [Int32] { state.withLock { $0.processes.map(\.processIdentifier) } }
+
     /// Asks every worker still running to stop (SIGTERM: a worker shuts down gracefully on
-    /// it), waits up to `grace`, kills what is left and reaps them all.
+    /// it), waits up to `grace`, kills what is left and reaps them all. None is restarted.
     func stop(grace: Duration = .seconds(5)) {
+        let processes = state.withLock { s in
+            s.stopping = true
+            defer { s.processes = [] }
+            return s.processes
+        }
         for p in processes where p.isRunning { p.terminate() }
         let killAt = ContinuousClock.now + grace
         for p in processes {
@@ -49,7 +112,6 @@ final class LocalWorkers {
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
         }
-        processes = []
     }
 
     deinit { stop(grace: .zero) }

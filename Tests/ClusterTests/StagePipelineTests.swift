@@ -73,6 +73,55 @@ struct StagePipelineTests {
         }
     }
 
+    /// The worker answers heartbeats while it computes: a long batch (a 512-token prompt through
+    /// every layer) is followed at once by heartbeats, and their answers come back before the
+    /// batch's result, not behind it.
+    @Test func heartbeatsAreAnsweredDuringALongBatch() throws {
+        let tiny = TinyModel(dim: 256, hiddenDim: 768, nLayers: 4, nHeads: 4, nKVHeads: 2, vocab: 64, contextLength: 1024, seed: 8)
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let worker = try WorkerProcess(["--model", path])
+        defer { worker.kill() }
+        let context = try ZMQContext()
+        let link = try ZMQSocket(context, type: .dealer)
+        try link.connect(worker.endpoint)
+        defer { _ = try? link.send(WireMessage.shutdown.encoded()); link.close() }
+        func next() throws -> WireMessage {
+            let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 30_000)
+            guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else { throw NoAnswer() }
+            return try WireMessage.decode(frame)
+        }
+        try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
+        guard case .hello = try next() else { Issue.record("expected hello"); return }
+        let file = try GGUFFile(path: path)
+        let names = try StageFile.tensorNames(in: file, layers: 0 ..< 4)
+        let digests = try ModelDigests.ofTensors(names, in: file, cache: nil)
+            .map { TensorDigest(name: $0.key, sha256: ModelDigests.bytes(hex: $0.value)!) }
+        try link.send(WireMessage.assign(Assign(model: ModelIdentity(sha256: try sha256(path), byteCount: 0, name: "tiny"),
+                                                layerStart: 0, layerEnd: 4, layerCount: 4, stageIndex: 0, stageCount: 1,
+                                                contextLength: 1024, maxSequences: 1, activationType: .f32, nextEndpoint: "",
+                                                tensorDigests: digests, plan: 5)).encoded())
+        guard case let .loadReport(r) = try next() else { Issue.record("expected a load report"); return }
+        #expect(r.status == .ready && r.plan == 5)
+
+        let tokens = 512
+        let input = [Float]((0 ..< tokens * 256).map { Float(($0 * 37) % 101) / 101 - 0.5 })
+        try link.send(WireMessage.forward(Activations(
+            requestID: 5 << 32 | 1, lastRowsOnly: true, type: .f32, dim: 256,
+            entries: [.init(sequence: 1, position: 0, tokenCount: UInt32(tokens))],
+            payload: ActivationCodec.encode(input, as: .f32))).encoded())
+        for nonce in 1 ... 3 { try link.send(WireMessage.heartbeat(Heartbeat(nonce: UInt64(nonce))).encoded()) }
+        var order: [String] = []
+        while order.count < 4 {
+            switch try next() {
+            case let .heartbeat(h): order.append("heartbeat \(h.nonce)")
+            case let .result(a): order.append("result \(a.requestID & 0xFFFF_FFFF)")
+            case let other: Issue.record("unexpected \(other.kind)"); return
+            }
+        }
+        #expect(order == ["heartbeat 1", "heartbeat 2", "heartbeat 3", "result 1"])
+    }
+
     struct NoAnswer: Error {}
 
     private func sha256(_ path: String) throws -> [UInt8] {

@@ -59,6 +59,25 @@ import Testing
         #expect(m.phase == .idle)
     }
 
+    /// After a re-plan, a batch sent under the old plan and still on its way is dropped: it must
+    /// not touch the caches the new plan rebuilds. Batches of the new plan run.
+    @Test func batchesOfAnotherPlanAreDropped() {
+        var m = WorkerStateMachine()
+        _ = m.received(hello(.coordinator), from: coordinator)
+        _ = m.received(hello(.stage), from: stage)
+        var second = assign
+        second.plan = 2
+        _ = m.received(.assign(second), from: coordinator)
+        m.loaded()
+        #expect(m.plan == 2)
+        var old = batch
+        old.requestID = 1 << 32 | 9
+        var current = batch
+        current.requestID = 2 << 32 | 10
+        #expect(m.received(.forward(old), from: stage).isEmpty)
+        #expect(m.received(.forward(current), from: stage) == [.run(current)])
+    }
+
     /// Chunks of weights are taken only while receiving them, and only from the coordinator
     /// that assigned the stage.
     @Test func weightChunks() {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -79,26 +80,54 @@ struct AccessAndLoadTests {
     }
 }
 
-/// A lost worker: /health turns 503 naming it, requests are refused with 503, nothing hangs.
+/// A worker killed under a running request: the request ends with the text it would have had,
+/// /health is 200 again, and `strata local` starts the worker again, back in the plan.
 @Suite struct LostWorkerTests {
-    @Test func healthReportsALostWorker() throws {
-        let server = try ServerProcess(workers: 2, ["--worker-timeout", "2"])
+    @Test func killedWorkerIsReplacedAndStartedAgain() throws {
+        let server = try ServerProcess(workers: 3)
         #expect(try CurlResult.get(server.url + "/health").status == 200)
-        let pgrep = try ChildProcess(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-P", String(server.child.process.processIdentifier)])
-        #expect(pgrep.wait(timeout: .seconds(10)) == 0)
-        let workers = pgrep.stdout.split(separator: "\n").compactMap { Int32($0) }
-        #expect(workers.count == 2, "\(pgrep.stdout)")
-        guard let victim = workers.first else { return }
-        kill(victim, SIGKILL)
-        var health: CurlResult?
-        ChildProcess.poll(timeout: .seconds(20)) {
-            health = try? CurlResult.get(server.url + "/health")
-            return health?.status == 503
+        let body = #"{"prompt": "Once upon a time", "max_tokens": 64, "temperature": 0}"#
+        let undisturbed = try CurlResult.post(server.url + "/v1/completions", body)
+        #expect(undisturbed.status == 200)
+        let workers = try childProcesses(of: server.child.process.processIdentifier)
+        #expect(workers.count == 3, "\(workers)")
+        guard workers.count == 3 else { return }
+
+        let answer = Mutex<CurlResult?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let r = try? CurlResult.post(server.url + "/v1/completions", body)
+            answer.withLock { $0 = r }
+            done.signal()
         }
-        #expect(health?.status == 503, "\(health?.body ?? "")")
-        #expect(health?.body.contains("lost") == true, "\(health?.body ?? "")")
-        let refused = try CurlResult.post(server.url + "/v1/completions", #"{"prompt": "Hello", "max_tokens": 4}"#)
-        #expect(refused.status == 503 && refused.error?.message.contains("lost") == true, "\(refused.body)")
-        #expect(samples("strata_ready", in: try CurlResult.get(server.url + "/metrics").body).first?.value == 0)
+        usleep(150_000)
+        kill(workers[1], SIGKILL)
+        #expect(done.wait(timeout: .now() + 60) == .success)
+        let disturbed = answer.withLock { $0 }
+        #expect(disturbed?.status == 200, "\(disturbed?.body ?? "no answer")")
+        #expect(text(of: disturbed) == text(of: undisturbed) && text(of: undisturbed) != nil)
+
+        // The worker runs again, on its address, and the plan has three stages again.
+        #expect(ChildProcess.poll(timeout: .seconds(30)) {
+            guard let status = try? CurlResult.get(server.url + "/status"), status.status == 200,
+                  let stages = status.json?["stages"] as? [Any] else { return false }
+            return stages.count == 3 && (try? CurlResult.get(server.url + "/health").status) == 200
+        })
+        let now = try childProcesses(of: server.child.process.processIdentifier)
+        #expect(now.count == 3 && !now.contains(workers[1]), "\(now)")
+        #expect(server.child.stderr.contains("exited (signal 9); starting it again"), "\(server.child.stderr)")
+        #expect(samples("strata_ready", in: try CurlResult.get(server.url + "/metrics").body).first?.value == 1)
+        let again = try CurlResult.post(server.url + "/v1/completions", body)
+        #expect(text(of: again) == text(of: undisturbed))
+    }
+
+    private func text(of result: CurlResult?) -> String? {
+        ((result?.json?["choices"] as? [[String: Any]])?.first?["text"]) as? String
+    }
+
+    private func childProcesses(of pid: Int32) throws -> [Int32] {
+        let pgrep = try ChildProcess(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-P", String(pid)])
+        _ = pgrep.wait(timeout: .seconds(10))
+        return pgrep.stdout.split(separator: "\n").compactMap { Int32($0) }.sorted()
     }
 }

@@ -71,7 +71,7 @@ public final class ChildProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition() { return true }
-            usleep(20_000)
+            usleep(2_000)
         }
         return condition()
     }

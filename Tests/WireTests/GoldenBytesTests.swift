@@ -5,9 +5,9 @@ import Testing
 /// any change to the layout fails here. The helpers only spell out bytes; nothing here calls
 /// the encoder to produce an expectation.
 @Suite struct GoldenBytesTests {
-    /// The header for protocol version 2: magic, version, kind, flags 0, body length.
+    /// The header for protocol version 3: magic, version, kind, flags 0, body length.
     private func header(_ kind: UInt8, _ bodyLength: UInt8) -> [UInt8] {
-        [0x53, 0x54, 0x52, 0x41, 0x02, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
+        [0x53, 0x54, 0x52, 0x41, 0x03, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
     }
 
     private func check(_ message: WireMessage, _ expected: [UInt8]) throws {
@@ -39,8 +39,8 @@ import Testing
             model: ModelIdentity(sha256: [UInt8](repeating: 0x11, count: 32), byteCount: 5, name: "a"),
             layerStart: 2, layerEnd: 4, layerCount: 30, stageIndex: 1, stageCount: 3, contextLength: 2048,
             maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1",
-            tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102))
-        let expected: [UInt8] = header(2, 127)
+            tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102, plan: 7))
+        let expected: [UInt8] = header(2, 131)
             + [0x20] + [UInt8](repeating: 0x11, count: 32)      // model.sha256
             + [0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // model.byteCount 5
             + [0x01, 0x00, 0x61]                                // model.name "a"
@@ -57,14 +57,15 @@ import Testing
             + [0x01, 0x00, 0x77]                                //   name "w"
             + [0x20] + [UInt8](repeating: 0x22, count: 32)      //   sha256
             + [0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // stageFileBytes 0x0102
+            + [0x07, 0x00, 0x00, 0x00]                          // plan 7
         try check(message, expected)
     }
 
     @Test func loadReport() throws {
         let message = WireMessage.loadReport(LoadReport(status: .needWeights, weightBytes: 0x10, kvCacheBytes: 0x20,
                                                         residentBytes: 0x30, loadMilliseconds: 0x1234, receivedBytes: 0x40,
-                                                        kvPages: 0x50, kvPageRows: 16))
-        let expected: [UInt8] = header(3, 45)
+                                                        kvPages: 0x50, kvPageRows: 16, plan: 3))
+        let expected: [UInt8] = header(3, 49)
             + [0x01]                                            // status: needWeights
             + [0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // weightBytes
             + [0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // kvCacheBytes
@@ -73,6 +74,7 @@ import Testing
             + [0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // receivedBytes
             + [0x50, 0x00, 0x00, 0x00]                          // kvPages
             + [0x10, 0x00, 0x00, 0x00]                          // kvPageRows
+            + [0x03, 0x00, 0x00, 0x00]                          // plan 3
         try check(message, expected)
     }
 
@@ -166,7 +168,7 @@ import Testing
 
     @Test func constants() {
         #expect(Wire.magic == [0x53, 0x54, 0x52, 0x41])
-        #expect(Wire.protocolVersion == 2)
+        #expect(Wire.protocolVersion == 3)
         #expect(Wire.headerBytes == 12)
         #expect(Wire.maxFrameBytes == 285_212_672)
         #expect(Wire.maxPayloadBytes == 268_435_456)

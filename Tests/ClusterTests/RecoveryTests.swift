@@ -1,0 +1,207 @@
+import Foundation
+import StrataCoordinator
+import StrataModel
+import Synchronization
+import TestSupport
+import Testing
+
+/// Workers lost and back, over real processes: killed (first, middle, last stage; during the
+/// prompt; during the load of the plan that replaces another; two at once), paused, restarted
+/// on their address. Every greedy text is the text of the same requests undisturbed.
+@Suite(.serialized)
+struct RecoveryTests {
+    static let model = TestPaths.defaultModel
+
+    /// The reference prompts, each a request of `maxTokens` greedy tokens.
+    static func prompts() throws -> [[Int32]] { try GreedyReference.load().prompts.map(\.prompt_ids) }
+
+    static func start(_ workers: [WorkerProcess], _ configure: (inout ClusterSettings) -> Void = { _ in }) async throws -> Cluster {
+        try await makeCluster(model: model, endpoints: workers.map(\.endpoint)) {
+            $0.microBatches = 1
+            configure(&$0)
+        }
+    }
+
+    @Test(arguments: [0, 1, 2])
+    func killedStageIsReplayed(stage: Int) async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers)
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 8) { workers[stage].kill() }
+        #expect(run.texts == undisturbed.texts)
+        #expect(cluster.recoveries == 1 && cluster.stages.count == 2)
+        #expect(!cluster.stages.contains { $0.endpoint == workers[stage].endpoint })
+    }
+
+    /// Killed while the prompts run through the pipeline, before any token.
+    @Test func killedDuringThePrompt() async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers) { $0.prefillChunk = 8 }
+        defer { cluster.shutdown() }
+        // Long prompts in chunks of 8 tokens: many batches before the first token.
+        let prompts = try Self.prompts().map { p in Array((0 ..< 8).flatMap { _ in p }.prefix(120)) }
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 12)
+        let run = try await streamAll(cluster, prompts, maxTokens: 12, after: 0) { workers[1].kill() }
+        #expect(run.tokensBeforeTheEvent == 0)
+        #expect(run.texts == undisturbed.texts)
+        #expect(cluster.recoveries == 1)
+    }
+
+    /// Two stages lost at the same moment: the one worker left takes every layer.
+    @Test func twoLostAtOnce() async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers)
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 8) {
+            kill(workers[0].child.process.processIdentifier, SIGKILL)
+            kill(workers[2].child.process.processIdentifier, SIGKILL)
+        }
+        #expect(run.texts == undisturbed.texts)
+        #expect(cluster.stages.map(\.endpoint) == [workers[1].endpoint])
+        #expect(cluster.stages.first?.layers == 0 ..< 30)
+    }
+
+    /// A second worker lost while the plan that replaces the first loads: the last worker has
+    /// no copy of the model, so its new stage streams from the coordinator, and the other
+    /// worker is killed meanwhile.
+    @Test func lostDuringTheLoad() async throws {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("strata-recovery-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let workers = try startWorkers(2, model: Self.model) + [try WorkerProcess(["--cache-dir", cache, "--name", "streamed"])]
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers)
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        let killedWhileLoading = Flag()
+        let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 8) {
+            workers[1].kill()
+            // As soon as the new plan is out, the next worker goes too.
+            if ChildProcess.poll(timeout: .seconds(10), { if case .recovering = cluster.health { true } else { false } }) {
+                workers[0].kill()
+                if case .recovering = cluster.health { killedWhileLoading.set() }
+            }
+        }
+        #expect(killedWhileLoading.isSet)
+        #expect(run.texts == undisturbed.texts)
+        #expect(cluster.stages.map(\.endpoint) == [workers[2].endpoint])
+    }
+
+    /// A worker that hangs (SIGSTOP) is lost after the worker timeout, and the cluster goes on
+    /// without it; once it runs again (SIGCONT) it is taken back into the plan.
+    @Test func pausedWorkerIsLostThenTakenBack() async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers) { $0.workerTimeout = .seconds(2) }
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        let paused = workers[1].child.process.processIdentifier
+        let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 8) { kill(paused, SIGSTOP) }
+        kill(paused, SIGCONT)
+        #expect(run.texts == undisturbed.texts)
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 3 && cluster.health.isServing })
+        let again = try await streamAll(cluster, prompts, maxTokens: 40)
+        #expect(again.texts == undisturbed.texts)
+        #expect(cluster.stages.map(\.endpoint) == workers.map(\.endpoint))
+    }
+
+    /// A worker killed and started again on its address joins the plan again.
+    @Test func restartedWorkerJoinsAgain() async throws {
+        var workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers)
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        workers[2].kill()
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 2 && cluster.health.isServing })
+        workers[2] = try WorkerProcess(listen: workers[2].endpoint, ["--model", Self.model, "--name", "worker-2-again"])
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 3 && cluster.health.isServing })
+        let again = try await streamAll(cluster, prompts, maxTokens: 40)
+        #expect(again.texts == undisturbed.texts)
+    }
+
+    /// No plan fits the one worker left (its memory holds half the model): requests fail naming
+    /// what is missing, /health says so, and once the other worker runs again the cluster serves.
+    @Test func noPlanFitsUntilAWorkerReturns() async throws {
+        let workers = try startWorkers(2, model: Self.model, ["--max-memory", "150M"])
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers) { $0.workerTimeout = .seconds(2); $0.maxSequences = 4 }
+        defer { cluster.shutdown() }
+        let prompt = try Self.prompts()[0]
+        let undisturbed = try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 16))
+        let paused = workers[0].child.process.processIdentifier
+        kill(paused, SIGSTOP)
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { if case .unavailable = cluster.health { true } else { false } })
+        await #expect {
+            _ = try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 16))
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(workers[1].endpoint) && (text.contains("offers") || text.contains("allows"))
+        }
+        kill(paused, SIGCONT)
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.health.isServing && cluster.stages.count == 2 })
+        let again = try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 16))
+        #expect(again.text == undisturbed.text)
+    }
+}
+
+extension ClusterHealth {
+    var isServing: Bool { if case .serving = self { true } else { false } }
+}
+
+/// What a set of concurrent streams produced.
+struct StreamRun {
+    var texts: [String]
+    /// Tokens the first stream had when `event` ran.
+    var tokensBeforeTheEvent: Int
+}
+
+/// Runs `prompts` at once through `cluster`, greedy, `maxTokens` each; once the first stream
+/// has `after` tokens, runs `event` (once).
+func streamAll(_ cluster: Cluster, _ prompts: [[Int32]], maxTokens: Int, after: Int = .max,
+               event: @escaping @Sendable () -> Void = {}) async throws -> StreamRun {
+    let streams = try prompts.map { try cluster.submit(promptIDs: $0, options: GenerationOptions(maxTokens: maxTokens)) }
+    let trigger = Trigger(event)
+    if after == 0 { trigger.fire(tokens: 0) }
+    let texts = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+        for (i, events) in streams.enumerated() {
+            group.addTask {
+                var tokens = 0
+                for try await e in events {
+                    if case let .finished(r) = e { return (i, r.text) }
+                    tokens += 1
+                    if i == 0 && tokens == after { trigger.fire(tokens: tokens) }
+                }
+                return (i, "")
+            }
+        }
+        var out = [String](repeating: "", count: prompts.count)
+        for try await (i, text) in group { out[i] = text }
+        return out
+    }
+    return StreamRun(texts: texts, tokensBeforeTheEvent: trigger.firedAt ?? -1)
+}
+
+/// Runs an event once, and remembers how many tokens there were when it did.
+final class Trigger: Sendable {
+    private let event: @Sendable () -> Void
+    private let fired = Mutex<Int?>(nil)
+    init(_ event: @escaping @Sendable () -> Void) { self.event = event }
+    var firedAt: Int? { fired.withLock { $0 } }
+    func fire(tokens: Int) {
+        let first = fired.withLock { f in
+            defer { if f == nil { f = tokens } }
+            return f == nil
+        }
+        if first { event() }
+    }
+}
