@@ -71,11 +71,14 @@ struct APIClient {
     }
 
     /// One client for the process (never shut down, as `HTTPClient.shared`), which gives up on
-    /// a server that refuses the connection at once rather than retrying until a timeout.
+    /// a server that refuses the connection at once rather than retrying until a timeout. Its
+    /// pool opens a connection per request under way (streams hold theirs to the end), up to
+    /// 256, rather than the default 8 that would make the ninth request wait for the first.
     private static let http: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10))
         configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 

@@ -220,4 +220,72 @@ import Testing
             guard case .shutDown = error else { Issue.record("\(error)"); return }
         }
     }
+
+    // MARK: A stage lost, a new plan
+
+    /// After a loss, nothing leaves until the new plan; then each running sequence replays its
+    /// prompt and every sampled token but the last (nothing sampled), runs the last as a decode
+    /// step at its own position, and goes on sampling as if nothing happened.
+    @Test func aLostPipelineReplaysEverySequence() throws {
+        var s = scheduler()
+        try s.submit(1, promptIDs: [1, 2, 3], options: greedy)
+        _ = answer(&s, try next(&s), token: 7)      // prompt → 7
+        let step = try next(&s)                     // 7 at position 3, in flight when the stage is lost
+        #expect(step.entries == [.init(sequence: 1, position: 3, tokenCount: 1)])
+        s.pipelineLost()
+        #expect(nothingToSend(&s))
+        #expect(answer(&s, step).isEmpty)            // a batch of the old plan is forgotten
+        try s.submit(2, promptIDs: [4, 5], options: greedy)  // waits for the new plan
+        #expect(s.waitingCount == 1 && s.running == 1)
+
+        _ = s.resume(stages: [.init(endpoint: "tcp://new", pages: 100, pageRows: 16)], plan: 2)
+        let replay = try next(&s)
+        #expect(replay.id >> 32 == 2)
+        #expect(replay.tokens == [1, 2, 3, 4, 5])    // sequence 1's prompt; request 2's prompt
+        #expect(replay.entries.first == .init(sequence: 1, position: 0, tokenCount: 3))
+        #expect(s.toSample(replay.id).count == 1)    // only request 2's prompt is sampled
+        let d = answer(&s, replay, token: 8)
+        #expect(tokens(d) == [2: [8]])
+        let resumed = try next(&s)                   // 7 at position 3 again, then 8 for request 2
+        #expect(resumed.entries.first == .init(sequence: 1, position: 3, tokenCount: 1))
+        #expect(resumed.tokens.first == 7)
+        #expect(tokens(answer(&s, resumed, token: 9))[1] == [9])
+    }
+
+    /// A new plan whose KV caches hold fewer sequences: the older ones keep running, the others
+    /// wait at the head of the line, and resume where they were once pages free up.
+    @Test func sequencesTheNewPlanCannotHoldWait() throws {
+        var s = scheduler(context: 32, pages: [100])
+        let options = GenerationOptions(maxTokens: 16, stopAtEndOfGeneration: false)
+        try s.submit(1, promptIDs: [1, 2, 3, 4], options: options)
+        try s.submit(2, promptIDs: [5, 6, 7, 8], options: options)
+        _ = answer(&s, try next(&s), token: 7)
+        s.pipelineLost()
+        // 20 positions each: 2 pages of 16; the new stage has 2 pages in all.
+        _ = s.resume(stages: [.init(endpoint: "tcp://small", pages: 2, pageRows: 16)], plan: 2)
+        #expect(s.running == 1 && s.waitingCount == 1)
+        var seen: [RequestID: [Int32]] = [:]
+        while let b = s.nextBatchToSend() {
+            for (r, t) in tokens(answer(&s, b, token: 9)) { seen[r, default: []] += t }
+            for id in s.releasable() { _ = id }
+        }
+        // Both ran to their end, the second after the first; each sampled 16 tokens in all.
+        #expect(s.running == 0 && s.waitingCount == 0)
+        #expect(seen[1]?.count == 15 && seen[2]?.count == 15)
+    }
+
+    /// No plan fits: everything fails with the reason, and so does every new request, until a
+    /// plan serves again.
+    @Test func unavailableFailsEverythingUntilResumed() throws {
+        var s = scheduler()
+        try s.submit(1, promptIDs: [1, 2], options: greedy)
+        _ = try next(&s)
+        let reason = ClusterError.noWorkersLeft(reason: "test")
+        let (d, release) = s.unavailable(reason)
+        #expect(finished(d).count == 1 && release == [1])
+        #expect(throws: ClusterError.self) { try s.submit(2, promptIDs: [1], options: greedy) }
+        _ = s.resume(stages: [.init(endpoint: "tcp://back", pages: 100, pageRows: 16)], plan: 3)
+        try s.submit(3, promptIDs: [1], options: greedy)
+        #expect(try next(&s).id >> 32 == 3)
+    }
 }

@@ -131,3 +131,17 @@ struct AccessAndLoadTests {
         return pgrep.stdout.split(separator: "\n").compactMap { Int32($0) }.sorted()
     }
 }
+
+/// The soak, short: greedy streams through `strata local --http` while workers are killed;
+/// `strata soak` exits 0 only if no request was lost and every answer equals its undisturbed text.
+@Suite struct SoakTests {
+    @Test func shortSoakLosesNothing() throws {
+        let soak = try ChildProcess.strata(["soak", "--model", TestPaths.defaultModel, "--threads", "1", "--requests", "24",
+                                            "--concurrency", "8", "--prompts", "8", "--max-tokens", "12",
+                                            "--kill-every", "1.5", "--max-kills", "2", "--time-limit", "300", "--json"])
+        #expect(soak.wait(timeout: .seconds(400)) == 0, "\(soak.stdout)\n\(soak.stderr)")
+        let out = try #require(try JSONSerialization.jsonObject(with: Data(soak.stdout.utf8)) as? [String: Any], "\(soak.stdout)")
+        #expect(out["completed"] as? Int == 24 && out["lost"] as? Int == 0 && out["changed"] as? Int == 0, "\(out)")
+        #expect(out["kills"] as? Int == 2, "\(out)")
+    }
+}
