@@ -21,7 +21,10 @@ public final class Cluster: @unchecked Sendable {
     public let contextLength: Int
 
     let context: ZMQContext
+    /// The workers given at start (`--workers`, `--standby`); the driver adds those that join.
     let links: [WorkerLink]
+    /// Where workers announce themselves (`listen`).
+    private var door: ZMQSocket?
     let head: LlamaEngine
     let file: GGUFFile
     /// SHA-256 of every tensor of the model (hex), for the stages to check what they load.
@@ -60,7 +63,7 @@ public final class Cluster: @unchecked Sendable {
     /// Connects, plans and loads, blocking the calling thread; see `start`.
     private init(settings: ClusterSettings, logger: Logger,
                  isStopped: @escaping @Sendable () -> Bool) throws(ClusterError) {
-        guard !settings.workers.isEmpty else { throw .noWorkers }
+        guard !settings.workers.isEmpty || settings.listen != nil else { throw .noWorkers }
         self.settings = settings
         self.logger = logger
         self.isStopped = isStopped
@@ -90,21 +93,41 @@ public final class Cluster: @unchecked Sendable {
         do {
             let context = try ZMQContext()
             self.context = context
-            links = try settings.workers.enumerated().map { i, e throws(ZMQError) in try WorkerLink(context: context, endpoint: e, index: i) }
+            let given = settings.workers.map { ($0, false) } + settings.standby.map { ($0, true) }
+            links = try given.enumerated().map { i, w throws(ZMQError) in
+                try WorkerLink(context: context, endpoint: w.0, index: i, standby: w.1)
+            }
         } catch {
             throw .model("cannot open sockets: \(error)")
         }
         do {
+            door = try settings.listen.map { address throws(ZMQError) in
+                let socket = try ZMQSocket(context, type: .router)
+                try socket.configureAsPeerLink(maxMessageBytes: 64 << 10)
+                try socket.bind(address)
+                return socket
+            }
+            listenEndpoint = try door?.lastEndpoint()
+        } catch {
+            abandon()
+            throw .model("cannot listen for workers at \(settings.listen ?? ""): \(error)")
+        }
+        do {
             planner = try StagePlanner(settings: settings, file: file, config: config, model: model,
                                        tensorDigests: tensorDigests, contextLength: contextLength)
-            try handshake()
-            try load(try planner.ranges(for: links, strategy: settings.partition))
+            // Workers given at start are waited for; standbys and workers that join are taken
+            // when they answer.
+            let workers = links.filter { !$0.standby }
+            if !workers.isEmpty {
+                try handshake()
+                try load(try planner.ranges(for: workers, strategy: settings.partition), on: workers)
+            }
         } catch {
             abandon()
             throw error
         }
         do {
-            driver = try SchedulerDriver(links: links, planner: planner, head: head, config: config, tokenizer: tokenizer,
+            driver = try SchedulerDriver(links: links, door: door, planner: planner, head: head, config: config, tokenizer: tokenizer,
                                          context: context, logger: logger)
         } catch {
             abandon()
@@ -114,6 +137,9 @@ public final class Cluster: @unchecked Sendable {
 
     /// The stages as last reported.
     public var stages: [StageInfo] { driver.stages.withLock { $0 } }
+
+    /// Where workers announce themselves (`listen`, its port resolved), if anywhere.
+    public private(set) var listenEndpoint: String?
 
     /// The chat template the model file carries (Jinja source), if any.
     public var chatTemplateSource: String? { try? file.optionalString("tokenizer.chat_template") }
@@ -171,7 +197,7 @@ public final class Cluster: @unchecked Sendable {
         for link in links {
             do { try link.send(.hello(me)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
         }
-        try waitFor("handshake", timeout: settings.connectTimeout, done: { $0.hello != nil }, handle: { link, message throws(ClusterError) in
+        try waitFor("handshake", timeout: settings.connectTimeout, done: { $0.hello != nil || $0.standby }, handle: { link, message throws(ClusterError) in
             switch message {
             case let .hello(h) where h.role == .worker:
                 link.hello = h
@@ -184,9 +210,9 @@ public final class Cluster: @unchecked Sendable {
     }
 
     /// Hands out the first plan's stages and waits until every one is loaded.
-    private func load(_ ranges: [Range<Int>]) throws(ClusterError) {
-        let loader = try StageLoader(planner: planner, pipeline: links, ranges: ranges, plan: 1, logger: logger)
-        try waitFor("loading", timeout: settings.loadTimeout, done: { $0.report?.status == .ready },
+    private func load(_ ranges: [Range<Int>], on workers: [WorkerLink]) throws(ClusterError) {
+        let loader = try StageLoader(planner: planner, pipeline: workers, ranges: ranges, plan: 1, logger: logger)
+        try waitFor("loading", timeout: settings.loadTimeout, done: { $0.standby || $0.report?.status == .ready },
                     tick: { () throws(ClusterError) in try loader.pump() },
                     handle: { link, message throws(ClusterError) in try loader.handle(link, message) },
                     onTimeout: { .loadTimeout(endpoint: $0.endpoint, seconds: Int(settings.loadTimeout.components.seconds)) })
@@ -209,7 +235,8 @@ public final class Cluster: @unchecked Sendable {
     }
 
     private func closeLinks(stopWorkers: Bool) {
-        for link in links {
+        door?.close()
+        for link in driver?.links ?? links {
             if stopWorkers { try? link.send(.shutdown) }
             link.monitor.close()
             link.socket.close()

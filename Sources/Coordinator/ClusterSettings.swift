@@ -23,6 +23,11 @@ public struct ClusterSettings: Sendable {
     public var digestCache: String? = DigestCache.defaultDirectory
     /// Worker endpoints in pipeline order, e.g. ["tcp://h1:7000", "tcp://h2:7000"].
     public var workers: [String]
+    /// Workers that take no part until one of `workers` is lost: then one takes its place.
+    public var standby: [String] = []
+    /// Where workers started with `--join` announce themselves (e.g. "tcp://0.0.0.0:7100"); nil
+    /// takes no announcements.
+    public var listen: String?
     public var partition: PartitionStrategy = .memory
     /// Tokens per sequence (prompt and generated); capped by the model's own.
     public var contextLength = Default.contextLength

@@ -17,12 +17,18 @@ import ZeroMQ
 /// It also keeps the pipeline whole. A worker whose connection breaks, or that stays silent past
 /// `workerTimeout`, is lost: the driver makes a new plan over the workers left (`StagePlanner`),
 /// hands it out (`StageLoader`) and, once every stage is loaded, has the scheduler replay the
-/// sequences that were running. A worker that comes back (it answers a hello again) makes a
-/// new plan that takes it in. While no plan fits, requests fail naming what is missing, and
-/// the driver keeps trying as workers come and go.
+/// sequences that were running. A worker that comes back (it answers a hello again), or a new
+/// one that announces itself (`--join`), makes a new plan that takes it in; a standby takes the
+/// place of a lost worker. While no plan fits, requests fail naming what is missing, and the
+/// driver keeps trying as workers come and go.
 final class SchedulerDriver: @unchecked Sendable {
-    /// Every worker known, in pipeline order.
-    private let links: [WorkerLink]
+    /// Every worker known, in pipeline order (the driver's thread only, until it stops).
+    private(set) var links: [WorkerLink]
+    /// Where workers announce themselves (`--listen`).
+    private let door: ZMQSocket?
+    private let context: ZMQContext
+    /// No plan fits the workers there are.
+    private var isUnavailable = false
     /// The stages of the plan serving, in order (the driver's thread only).
     private var pipeline: [WorkerLink]
     private let planner: StagePlanner
@@ -64,10 +70,12 @@ final class SchedulerDriver: @unchecked Sendable {
     }
 
     /// Takes over the links of a cluster whose stages are loaded (plan 1), and starts the thread.
-    init(links: [WorkerLink], planner: StagePlanner, head: LlamaEngine, config: LlamaConfig, tokenizer: Tokenizer,
+    init(links: [WorkerLink], door: ZMQSocket?, planner: StagePlanner, head: LlamaEngine, config: LlamaConfig, tokenizer: Tokenizer,
          context: ZMQContext, logger: Logger) throws(ZMQError) {
         self.links = links
-        pipeline = links
+        self.door = door
+        self.context = context
+        pipeline = links.filter { !$0.standby }
         self.planner = planner
         self.head = head
         settings = planner.settings
@@ -75,15 +83,15 @@ final class SchedulerDriver: @unchecked Sendable {
         dim = config.dim
         let limits = Scheduler.Limits(
             contextLength: planner.contextLength, maxSequences: settings.maxSequences, maxWaiting: settings.maxWaiting,
-            prefillChunk: settings.prefillChunk, batchesInFlight: settings.microBatches > 0 ? settings.microBatches : links.count)
+            prefillChunk: settings.prefillChunk, batchesInFlight: settings.microBatches > 0 ? settings.microBatches : max(pipeline.count, 1))
         let wake = "inproc://strata-scheduler-\(UUID().uuidString)"
         wakeReceiver = try ZMQSocket(context, type: .pull)
         try wakeReceiver.bind(wake)
         let waker = try ZMQSocket(context, type: .push)
         try waker.connect(wake)
-        shared = Mutex(Shared(scheduler: Scheduler(limits: limits, stages: links.map(\.stageCache), tokenizer: tokenizer, plan: plan),
+        shared = Mutex(Shared(scheduler: Scheduler(limits: limits, stages: pipeline.map(\.stageCache), tokenizer: tokenizer, plan: plan),
                               waker: waker))
-        stages = Mutex(links.map(StageInfo.init))
+        stages = Mutex(pipeline.map(StageInfo.init))
         let thread = Thread { [self] in
             run()
             done.signal()
@@ -160,21 +168,27 @@ final class SchedulerDriver: @unchecked Sendable {
     private var nextHeartbeat = ContinuousClock.now
 
     private func run() {
+        if pipeline.isEmpty { unavailable(.noWorkersLeft(reason: "no worker has joined yet")) }
         while true {
             let timeout = max(0, (nextHeartbeat - .now).milliseconds)
             let ready: [ZMQPollEvents]
+            // (The links polled this turn: one may join while they are handled.)
+            let links = links
             do {
-                ready = try ZMQ.poll([(wakeReceiver, .readable)] + links.map { ($0.socket, .readable) } + links.map { ($0.monitor.socket, .readable) },
+                ready = try ZMQ.poll([(wakeReceiver, .readable)] + (door.map { [($0, .readable)] } ?? [])
+                                     + links.map { ($0.socket, .readable) } + links.map { ($0.monitor.socket, .readable) },
                                      timeoutMilliseconds: timeout)
             } catch {
                 return failAll(.model("the scheduler cannot poll its sockets: \(error)"), permanently: true)
             }
             if ready[0].contains(.readable) { while (try? wakeReceiver.receive(dontWait: true)) ?? nil != nil {} }
             if shared.withLock({ $0.stopping }) { return failAll(.shutDown, permanently: false) }
-            for (link, events) in zip(links, ready.dropFirst(1 + links.count)) where events.contains(.readable) {
+            let linkEvents = ready.dropFirst(door == nil ? 1 : 2)
+            if let door, ready[1].contains(.readable) { admit(door) }
+            for (link, events) in zip(links, linkEvents.dropFirst(links.count)) where events.contains(.readable) {
                 watch(link)
             }
-            for (link, events) in zip(links, ready.dropFirst()) where events.contains(.readable) {
+            for (link, events) in zip(links, linkEvents) where events.contains(.readable) {
                 if let failure = drain(link) { return failAll(failure, permanently: true) }
             }
             if let loader {
@@ -288,14 +302,60 @@ final class SchedulerDriver: @unchecked Sendable {
         replan(because: "worker \(link.endpoint) (stage \(link.stage), layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)) was lost: \(reason)")
     }
 
-    /// A worker answered a hello: (back) in the cluster, it takes part in a new plan. Workers
-    /// that refused their stage of an earlier plan get another chance in this one.
+    /// A worker answered a hello: (back) in the cluster, it takes part in a new plan, unless it
+    /// is a standby no lost worker waits for. Workers that refused their stage of an earlier
+    /// plan get another chance.
     private func joined(_ link: WorkerLink) {
         link.lastHeard = .now
         for other in links { other.refused = nil }
-        logger.notice("worker joined: \(link.hello?.peerID ?? link.endpoint), \((link.hello?.memoryBytes ?? 0) >> 20) MiB",
+        logger.notice("\(link.standby ? "standby" : "worker") joined: \(link.hello?.peerID ?? link.endpoint), \((link.hello?.memoryBytes ?? 0) >> 20) MiB",
                       metadata: ["worker": "\(link.endpoint)"])
+        let current = loader?.pipeline ?? pipeline
+        guard isUnavailable || members().map(ObjectIdentifier.init) != current.map(ObjectIdentifier.init) else { return }
         replan(because: "worker \(link.endpoint) joined")
+    }
+
+    /// The workers of the next plan, in order: every worker there is, and in the place of each
+    /// one lost, a standby if one is there.
+    private func members() -> [WorkerLink] {
+        let usable = { (link: WorkerLink) in link.hello != nil && link.refused == nil }
+        var spares = links.filter { $0.standby && usable($0) }
+        var out: [WorkerLink] = []
+        for link in links where !link.standby {
+            if usable(link) { out.append(link) } else if !spares.isEmpty { out.append(spares.removeFirst()) }
+        }
+        return out
+    }
+
+    /// Takes the announcements waiting at the door (`strata worker --join`): a worker new here
+    /// gets a link, one known and lost is greeted again.
+    private func admit(_ door: ZMQSocket) {
+        while let frames = try? door.receive(dontWait: true) {
+            guard frames.count == 2, let peer = frames.first else { continue }
+            let hello: Hello
+            do {
+                guard case let .hello(h) = try WireMessage.decode(frames[1]), h.role == .worker, !h.endpoint.isEmpty else {
+                    _ = try? door.send([peer, WireMessage.error(.init(code: .malformed, message: "only a worker's hello with its endpoint is taken here")).encoded()], dontWait: true)
+                    continue
+                }
+                hello = h
+            } catch {
+                _ = try? door.send([peer, WireMessage.error(error.reply).encoded()], dontWait: true)
+                continue
+            }
+            if let link = links.first(where: { $0.endpoint == hello.endpoint }) {
+                if link.hello == nil && ContinuousClock.now - link.greeted > .seconds(1) { greet(link) }
+                continue
+            }
+            do {
+                let link = try WorkerLink(context: context, endpoint: hello.endpoint, index: links.count)
+                links.append(link)
+                logger.notice("worker \(hello.peerID) announced itself at \(hello.endpoint)", metadata: ["worker": "\(hello.endpoint)"])
+                greet(link)
+            } catch {
+                logger.warning("cannot connect to the worker that announced itself at \(hello.endpoint): \(error)")
+            }
+        }
     }
 
     /// A worker refused its stage of the plan loading: a new plan without it.
@@ -317,12 +377,14 @@ final class SchedulerDriver: @unchecked Sendable {
             s.scheduler.pipelineLost()
             s.health = .recovering(reason)
         }
-        let members = links.filter { $0.hello != nil && $0.refused == nil }
+        isUnavailable = false
+        let members = members()
         guard !members.isEmpty else {
             return unavailable(.noWorkersLeft(reason: reason))
         }
-        // An explicit partition is for the workers given; the others are cut by memory.
-        let strategy = members.count == links.count ? settings.partition : .memory
+        // An explicit partition is for the workers given; other plans are cut by memory.
+        let given = links.filter { !$0.standby && $0.index < settings.workers.count }
+        let strategy = members.map(ObjectIdentifier.init) == given.map(ObjectIdentifier.init) ? settings.partition : .memory
         do throws(ClusterError) {
             let ranges = try planner.ranges(for: members, strategy: strategy)
             loader = try StageLoader(planner: planner, pipeline: members, ranges: ranges, plan: plan, logger: logger)
@@ -335,6 +397,7 @@ final class SchedulerDriver: @unchecked Sendable {
     /// No plan fits: every request fails with `error` until a worker joins.
     private func unavailable(_ error: ClusterError) {
         loader = nil
+        isUnavailable = true
         logger.error("no plan fits the workers there are; requests fail until one joins: \(error.description)")
         let (told, release) = shared.withLock { s in
             let (deliveries, release) = s.scheduler.unavailable(error)

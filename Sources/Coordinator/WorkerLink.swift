@@ -6,8 +6,11 @@ import ZeroMQ
 /// messages go both ways on it; the last stage's results and any stage's errors come back on it.
 final class WorkerLink {
     let endpoint: String
-    /// Its place among the workers given (`--workers`), which orders the pipeline.
+    /// Its place among the workers given (`--workers`, then `--standby`, then those that
+    /// joined), which orders the pipeline.
     let index: Int
+    /// Given with `--standby`: it takes the place of a lost worker only.
+    let standby: Bool
     let socket: ZMQSocket
     /// Its connection's events: a broken connection is a lost worker, at once.
     let monitor: ZMQMonitor
@@ -32,9 +35,10 @@ final class WorkerLink {
                              pageRows: Int(max(report?.kvPageRows ?? 1, 1)))
     }
 
-    init(context: ZMQContext, endpoint: String, index: Int) throws(ZMQError) {
+    init(context: ZMQContext, endpoint: String, index: Int, standby: Bool = false) throws(ZMQError) {
         self.endpoint = endpoint
         self.index = index
+        self.standby = standby
         socket = try ZMQSocket(context, type: .dealer)
         monitor = try ZMQMonitor(socket, events: [.handshakeSucceeded, .disconnected])
         // (Its linger lets a final `shutdown` or `release` leave.)

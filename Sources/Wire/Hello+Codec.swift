@@ -1,6 +1,6 @@
 /// Hello body: role u8, peerID string, appVersion string, memoryBytes u64, threads u16,
 /// cpuFeatures (u8 count, strings), models (u8 count, identities), curvePublicKey (u8 length,
-/// 0 or 32 bytes).
+/// 0 or 32 bytes), endpoint string.
 extension Hello {
     func write(to w: inout ByteWriter) {
         w.u8(role.rawValue)
@@ -11,6 +11,7 @@ extension Hello {
         for feature in cpuFeatures.prefix(w.lengthPrefix(cpuFeatures.count, .u8)) { w.string(feature) }
         for model in models.prefix(w.lengthPrefix(models.count, .u8)) { model.write(to: &w) }
         w.byteArray(curvePublicKey, .u8)
+        w.string(endpoint)
     }
 
     static func read(from r: inout ByteReader) throws(WireError) -> Hello {
@@ -34,8 +35,9 @@ extension Hello {
         for i in 0 ..< modelCount { models.append(try ModelIdentity.read(from: &r, "hello.models[\(i)]")) }
 
         let key = try r.fixedBytes(.u8, sizes: [0, Wire.Limits.curveKeyBytes], "hello.curvePublicKey")
+        let endpoint = try r.string(limit: Wire.Limits.endpointBytes, "hello.endpoint")
         return Hello(role: role, peerID: peerID, appVersion: appVersion, memoryBytes: memoryBytes, threads: threads,
-                     cpuFeatures: features, models: models, curvePublicKey: key)
+                     cpuFeatures: features, models: models, curvePublicKey: key, endpoint: endpoint)
     }
 }
 

@@ -22,11 +22,15 @@ public struct Hello: Sendable, Equatable {
     public var models: [ModelIdentity]
     /// The peer's CurveZMQ public key (32 bytes) when links are encrypted; empty otherwise.
     public var curvePublicKey: [UInt8]
+    /// Where a worker that announces itself to a coordinator (`strata worker --join`) listens,
+    /// e.g. "tcp://10.0.0.12:7000"; empty otherwise. At most 256 bytes.
+    public var endpoint: String
 
     public init(role: Role, peerID: String, appVersion: String, memoryBytes: UInt64 = 0, threads: UInt16 = 0,
-                cpuFeatures: [String] = [], models: [ModelIdentity] = [], curvePublicKey: [UInt8] = []) {
+                cpuFeatures: [String] = [], models: [ModelIdentity] = [], curvePublicKey: [UInt8] = [], endpoint: String = "") {
         self.role = role; self.peerID = peerID; self.appVersion = appVersion; self.memoryBytes = memoryBytes
         self.threads = threads; self.cpuFeatures = cpuFeatures; self.models = models; self.curvePublicKey = curvePublicKey
+        self.endpoint = endpoint
     }
 }
 

@@ -30,6 +30,11 @@ public final class WorkerServer: @unchecked Sendable {
     private var next: ZMQSocket?
     private var download: StageDownload?
     private var running = true
+    /// With `join`: the socket to the coordinator's door, and when a coordinator last spoke to
+    /// this worker (a hello or a heartbeat) and when it was last announced.
+    private let announcer: ZMQSocket?
+    private var coordinatorHeard: ContinuousClock.Instant?
+    private var announced: ContinuousClock.Instant?
 
     public init(settings: WorkerSettings) throws {
         self.settings = settings
@@ -50,6 +55,14 @@ public final class WorkerServer: @unchecked Sendable {
         let wake = "inproc://strata-stage-\(UUID().uuidString)"
         wakeReceiver = try ZMQSocket(context, type: .pull)
         try wakeReceiver.bind(wake)
+        let context = context
+        announcer = try settings.join.map { door throws(ZMQError) in
+            let socket = try ZMQSocket(context, type: .dealer)
+            try socket.configureAsPeerLink(maxMessageBytes: 64 << 10)
+            try socket.setLinger(milliseconds: 0)
+            try socket.connect(door)
+            return socket
+        }
         let memoryLimit = settings.maxMemory > 0 ? settings.maxMemory : SystemInfo.memoryLimit()
         stageThread = try StageThread(
             settings: settings, memoryLimit: memoryLimit,
@@ -71,9 +84,11 @@ public final class WorkerServer: @unchecked Sendable {
         defer {
             stageThread.close()
             wakeReceiver.close()
+            announcer?.close()
         }
         log("listening" + (settings.model.map { ", model \($0)" } ?? ", no local model"))
         while running {
+            announce()
             var items: [(ZMQSocket, ZMQPollEvents)] = [(router, .readable), (wakeReceiver, .readable)]
             if let next { items.append((next, .readable)) }
             guard let ready = try poll(items) else { return }
@@ -86,10 +101,33 @@ public final class WorkerServer: @unchecked Sendable {
         }
     }
 
+    /// With `join`: tells the coordinator where this worker listens, every 2 s while no
+    /// coordinator has spoken to it for 3 s.
+    private func announce() {
+        guard let announcer, let door = settings.join else { return }
+        let now = ContinuousClock.now
+        if let heard = coordinatorHeard, now - heard < .seconds(3) { return }
+        if let last = announced, now - last < .seconds(2) { return }
+        announced = now
+        var me = hello()
+        me.endpoint = settings.advertise ?? Self.advertised(endpoint)
+        if (try? announcer.send(WireMessage.hello(me).encoded(), dontWait: true)) == true {
+            log("announced \(me.endpoint) to the coordinator at \(door)", .debug)
+        }
+    }
+
+    /// The bound endpoint as another host reaches it: a wildcard address becomes this host's name.
+    static func advertised(_ endpoint: String) -> String {
+        for wildcard in ["tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"] where endpoint.hasPrefix(wildcard) {
+            return "tcp://\(ProcessInfo.processInfo.hostName):" + endpoint.dropFirst(wildcard.count)
+        }
+        return endpoint
+    }
+
     /// Polls; nil once the context is shut down.
     private func poll(_ items: [(ZMQSocket, ZMQPollEvents)]) throws -> [ZMQPollEvents]? {
         do {
-            return try ZMQ.poll(items, timeoutMilliseconds: 1000)
+            return try ZMQ.poll(items, timeoutMilliseconds: settings.join == nil ? 1000 : 500)
         } catch {
             if error.isTerminated { return nil }
             throw error
@@ -140,12 +178,15 @@ public final class WorkerServer: @unchecked Sendable {
     private func perform(_ action: WorkerStateMachine.Action) {
         switch action {
         case let .send(message, peer): send(message, to: peer)
-        case let .greet(peer): send(.hello(hello()), to: peer)
+        case let .greet(peer):
+            coordinatorHeard = .now
+            send(.hello(hello()), to: peer)
         case let .assign(a): assign(a)
         case let .storeChunk(chunk): store(chunk)
         case let .run(a): stageThread.submit(.run([a]))
         case let .release(sequences): stageThread.submit(.release(sequences))
         case let .answerHeartbeat(nonce, peer):
+            coordinatorHeard = .now
             send(.heartbeat(Heartbeat(nonce: nonce, sequences: UInt32(clamping: stageThread.cachedSequences.load(ordering: .relaxed)),
                                       kvCacheBytes: UInt64(clamping: stageThread.cacheBytes.load(ordering: .relaxed)),
                                       residentBytes: SystemInfo.residentBytes())), to: peer)

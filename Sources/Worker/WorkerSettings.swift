@@ -26,10 +26,14 @@ public struct WorkerSettings: Sendable {
     /// Other stages run on this machine's cores (`strata local`): between batches the compute
     /// threads block at once instead of spinning, leaving the cores to them.
     public var sharedCores: Bool
+    /// A coordinator's `--listen` address to announce this worker to.
+    public var join: String?
+    /// The endpoint announced with `join`; the bound address by default.
+    public var advertise: String?
 
     public init(listen: String, model: String? = nil, threads: Int = 2, maxMemory: UInt64 = 0,
                 cacheDirectory: String = Default.cacheDirectory, precision: Precision = .fast, name: String? = nil,
-                sharedCores: Bool = false) {
+                sharedCores: Bool = false, join: String? = nil, advertise: String? = nil) {
         self.listen = listen
         self.model = model
         self.threads = threads
@@ -38,5 +42,7 @@ public struct WorkerSettings: Sendable {
         self.precision = precision
         self.name = name
         self.sharedCores = sharedCores
+        self.join = join
+        self.advertise = advertise
     }
 }

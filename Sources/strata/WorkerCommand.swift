@@ -35,6 +35,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "A name for logs (default: the listen address).")
     var name: String?
 
+    @Option(help: "Announce this worker to a coordinator started with --listen, e.g. tcp://10.0.0.1:7100; it then takes it into its plan.")
+    var join: String?
+
+    @Option(help: "With --join: the endpoint the coordinator is to connect to (default: the listen address, with this host's name for 0.0.0.0).")
+    var advertise: String?
+
     @Flag(help: "Other stages share this machine's cores: block between batches instead of spinning (`strata local` sets it).")
     var sharedCores = false
 
@@ -53,7 +59,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
                                       cacheDirectory: cacheDir, precision: precision, name: name,
-                                      sharedCores: sharedCores)
+                                      sharedCores: sharedCores, join: join, advertise: advertise)
         logging.bootstrap()
         let server = try WorkerServer(settings: settings)
         writeOut("strata worker listening on \(server.endpoint)\n")

@@ -152,6 +152,47 @@ struct RecoveryTests {
         let again = try await cluster.generate(promptIDs: prompt, options: GenerationOptions(maxTokens: 16))
         #expect(again.text == undisturbed.text)
     }
+
+    /// A standby takes the place of a lost worker: the same cut, the survivor keeps its weights.
+    @Test func standbyTakesTheLostWorkersPlace() async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await makeCluster(model: Self.model, endpoints: [workers[0].endpoint, workers[1].endpoint]) {
+            $0.microBatches = 1
+            $0.standby = [workers[2].endpoint]
+        }
+        defer { cluster.shutdown() }
+        #expect(cluster.stages.map(\.endpoint) == [workers[0].endpoint, workers[1].endpoint])
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 8) { workers[1].kill() }
+        #expect(run.texts == undisturbed.texts)
+        #expect(cluster.stages.map(\.endpoint) == [workers[0].endpoint, workers[2].endpoint])
+        #expect(cluster.stages.map(\.layers) == [0 ..< 15, 15 ..< 30])
+    }
+
+    /// A coordinator with no workers at start serves once workers announce themselves
+    /// (`strata worker --join`); until then it says why it cannot.
+    @Test func workersThatAnnounceThemselvesAreTakenIn() async throws {
+        let cluster = try await makeCluster(model: Self.model, endpoints: []) { $0.listen = "tcp://127.0.0.1:*"; $0.microBatches = 1 }
+        defer { cluster.shutdown() }
+        let door = try #require(cluster.listenEndpoint)
+        #expect(await ChildProcess.poll(timeout: .seconds(5)) { if case .unavailable = cluster.health { true } else { false } })
+        await #expect { _ = try await cluster.generate(promptIDs: [1, 2], options: GenerationOptions(maxTokens: 2)) } throws: { error in
+            "\(error)".contains("no worker has joined yet")
+        }
+        let first = try WorkerProcess(["--model", Self.model, "--join", door, "--name", "joined-0"])
+        defer { first.kill() }
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.health.isServing && cluster.stages.count == 1 })
+        let prompts = try Self.prompts()
+        let alone = try await streamAll(cluster, prompts, maxTokens: 24)
+        let second = try WorkerProcess(["--model", Self.model, "--join", door, "--name", "joined-1"])
+        defer { second.kill() }
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.health.isServing && cluster.stages.count == 2 })
+        #expect(cluster.stages.map(\.endpoint) == [first.endpoint, second.endpoint])
+        let two = try await streamAll(cluster, prompts, maxTokens: 24)
+        #expect(two.texts == alone.texts)
+    }
 }
 
 extension ClusterHealth {

@@ -18,8 +18,8 @@ import Testing
     @Test func hello() throws {
         let message = WireMessage.hello(Hello(
             role: .worker, peerID: "w1", appVersion: "0.1", memoryBytes: 0x0102, threads: 4, cpuFeatures: ["avx2"],
-            models: [ModelIdentity(sha256: [UInt8](repeating: 0xAB, count: 32), byteCount: 1000, name: "m")]))
-        let expected: [UInt8] = header(1, 73)
+            models: [ModelIdentity(sha256: [UInt8](repeating: 0xAB, count: 32), byteCount: 1000, name: "m")], endpoint: "t"))
+        let expected: [UInt8] = header(1, 76)
             + [0x02]                                            // role: worker
             + [0x02, 0x00, 0x77, 0x31]                          // peerID "w1"
             + [0x03, 0x00, 0x30, 0x2E, 0x31]                    // appVersion "0.1"
@@ -31,6 +31,7 @@ import Testing
             + [0xE8, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  //   byteCount 1000
             + [0x01, 0x00, 0x6D]                                //   name "m"
             + [0x00]                                            // curvePublicKey: none
+            + [0x01, 0x00, 0x74]                                // endpoint "t"
         try check(message, expected)
     }
 
