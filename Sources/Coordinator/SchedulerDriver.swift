@@ -32,8 +32,9 @@ final class SchedulerDriver: @unchecked Sendable {
     /// The stages of the plan serving, in order (the driver's thread only).
     private var pipeline: [WorkerLink]
     private let planner: StagePlanner
-    /// The number of the newest plan: the serving one, or the one loading.
+    /// The number of the newest plan (the one loading, if one is), and of the one serving.
     private var plan: UInt32 = 1
+    private var servingPlan: UInt32 = 1
     /// A new plan on its way, while its stages load.
     private var loader: StageLoader?
     /// When the pipeline went down, for the recovery's figures.
@@ -248,7 +249,7 @@ final class SchedulerDriver: @unchecked Sendable {
             guard let message else { return nil }
             switch message {
             case let .result(a):
-                if UInt32(truncatingIfNeeded: a.requestID >> 32) == plan { results.append(a) }
+                if UInt32(truncatingIfNeeded: a.requestID >> 32) == servingPlan { results.append(a) }
             case let .heartbeat(h):
                 link.lastHeartbeat = h
                 // A worker taken for lost answers after all (it was paused): greet it again.
@@ -312,7 +313,8 @@ final class SchedulerDriver: @unchecked Sendable {
                       metadata: ["worker": "\(link.endpoint)"])
         let current = loader?.pipeline ?? pipeline
         guard isUnavailable || members().map(ObjectIdentifier.init) != current.map(ObjectIdentifier.init) else { return }
-        replan(because: "worker \(link.endpoint) joined")
+        // While the pipeline serves, the new plan loads beside it.
+        replan(because: "worker \(link.endpoint) joined", live: downSince == nil && !isUnavailable)
     }
 
     /// The workers of the next plan, in order: every worker there is, and in the place of each
@@ -365,17 +367,17 @@ final class SchedulerDriver: @unchecked Sendable {
         replan(because: error.description)
     }
 
-    /// Stops the pipeline and hands out a new plan over the workers there are. The scheduler
-    /// forgets the batches in flight and will replay every running sequence on the new plan.
-    private func replan(because reason: String) {
+    /// Hands out a new plan over the workers there are. Unless `live`, the pipeline stops at
+    /// once: the scheduler forgets the batches in flight and will replay every running sequence
+    /// on the new plan. `live` (a worker joined while all is well), the plan loads while the
+    /// pipeline serves, and sequences switch over once it is loaded (`finishPlan`).
+    private func replan(because reason: String, live: Bool = false) {
         plan += 1
         loader = nil
-        if downSince == nil { downSince = .now }
-        sentAt.removeAll()
-        results.removeAll()
-        shared.withLock { s in
-            s.scheduler.pipelineLost()
-            s.health = .recovering(reason)
+        if !live {
+            if downSince == nil { downSince = .now }
+            stopPipeline()
+            shared.withLock { $0.health = .recovering(reason) }
         }
         isUnavailable = false
         let members = members()
@@ -408,11 +410,22 @@ final class SchedulerDriver: @unchecked Sendable {
         send(.release(release), toAll: links.filter { $0.hello != nil })
     }
 
+    /// The batches in flight are forgotten; every running sequence is to be replayed.
+    private func stopPipeline() {
+        sentAt.removeAll()
+        results.removeAll()
+        shared.withLock { $0.scheduler.pipelineLost() }
+    }
+
     /// Every stage of the new plan is loaded: it serves, and the running sequences replay.
     private func finishPlan(_ loader: StageLoader) {
         self.loader = nil
+        // A plan loaded live: the switch is now, between two steps.
+        let live = downSince == nil
+        if live { stopPipeline() }
         pipeline = loader.pipeline
-        let took = downSince.map { ContinuousClock.now - $0 } ?? .zero
+        servingPlan = plan
+        let took = ContinuousClock.now - (downSince ?? loader.started)
         downSince = nil
         let told = shared.withLock { s in
             s.health = .serving
@@ -421,7 +434,8 @@ final class SchedulerDriver: @unchecked Sendable {
         }
         told()
         stages.withLock { $0 = pipeline.map(StageInfo.init) }
-        logger.notice("plan \(plan) serves: \(pipeline.count) stages, \(took.milliseconds) ms after the pipeline stopped")
+        let how = live ? "loaded in \(took.milliseconds) ms while the last plan served" : "\(took.milliseconds) ms after the pipeline stopped"
+        logger.notice("plan \(plan) serves: \(pipeline.count) stages, \(how)")
     }
 
     // MARK: Batches

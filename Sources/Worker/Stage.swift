@@ -3,8 +3,9 @@ import StrataModel
 import StrataWire
 
 /// A worker's assigned share of the model, loaded: its layers' weights, the engine that runs
-/// them and the KV cache of every sequence passing through.
-public final class Stage {
+/// them and the KV cache of every sequence passing through. Made on the loader thread, then
+/// used by the compute thread alone (hence `@unchecked Sendable`).
+public final class Stage: @unchecked Sendable {
     let assign: Assign
     let layers: Range<Int>
     let engine: LlamaEngine

@@ -5,23 +5,32 @@ import StrataWire
 import Synchronization
 import ZeroMQ
 
-/// The worker's compute thread: it loads stages and runs batches, in the order they were asked
-/// for, and owns the stage while it does. The thread that owns the sockets (`WorkerServer`)
-/// hands it jobs and takes back what they produced, so that it answers heartbeats, and every
-/// other message, while a long batch or a load is under way: a slow batch is never taken for a
-/// dead worker.
+/// The worker's compute thread: it runs batches, in the order they came, on the stage of the
+/// plan each was sent under, and owns the stages while it does; a loader thread beside it
+/// checks and loads the stage of a new plan meanwhile. The thread that owns the sockets
+/// (`WorkerServer`) hands them jobs and takes back what they produced, so that it answers
+/// heartbeats, and every other message, while a long batch or a load is under way: a slow
+/// batch is never taken for a dead worker, and a new plan loads while the last one serves.
 final class StageThread: @unchecked Sendable {
-    enum Job: @unchecked Sendable {
-        /// Check `file`'s tensors of the assigned layers against the assignment, and load them.
-        /// `cached`: the file is a stage file from an earlier stream; if it does not check out,
-        /// it is deleted and the stage streamed again.
+    enum Job: Sendable {
+        /// Check `file`'s tensors of the assigned layers against the assignment, and load them
+        /// (on the loader thread). `cached`: the file is a stage file from an earlier stream; if
+        /// it does not check out, it is deleted and the stage streamed again.
         case load(GGUFFile, Assign, what: String, cached: Bool)
         case run([Activations])
         case release([SequenceID])
+        /// Drop the stages of plans before this one.
+        case retire(before: UInt32)
+        /// A stage the loader made, to serve its plan from now on.
+        case install(Stage, LoadReport)
+        /// What the loader has to tell the socket thread (only the compute thread wakes it).
+        case relay(Outcome)
     }
 
-    enum Outcome {
-        case loaded(Assign, LoadReport)
+    enum Outcome: Sendable {
+        /// A stage loaded (carried from the loader to the compute thread, which installs it;
+        /// nil once installed, as the socket thread receives it).
+        case loaded(Assign, LoadReport, Stage?)
         case loadFailed(WireErrorMessage)
         /// The cached stage file did not check out (and is gone): stream the stage.
         case streamInstead(Assign)
@@ -29,6 +38,12 @@ final class StageThread: @unchecked Sendable {
         case output(Activations)
         /// A batch that could not run: for the coordinator.
         case failed(WireErrorMessage)
+
+        /// What the socket thread is told (never a stage).
+        var forSocket: Outcome {
+            if case let .loaded(a, report, _) = self { return .loaded(a, report, nil) }
+            return self
+        }
     }
 
     /// What heartbeats report, kept current by the compute thread.
@@ -40,8 +55,11 @@ final class StageThread: @unchecked Sendable {
     private let digests: DigestCache
     private let name: String
     private var logger: Logger
-    /// The stage, touched only by the compute thread.
-    private var stage: Stage?
+    /// The stages by plan: the last plan's, and until its first batch, the one before.
+    /// Touched by the compute thread, and read by the loader under `held`.
+    private let held = Mutex<[UInt32: Stage]>([:])
+    /// Loads, one at a time, beside the compute thread.
+    private let loads = DispatchQueue(label: "strata-loader")
 
     private struct Queue {
         var jobs: [Job] = []
@@ -109,32 +127,37 @@ final class StageThread: @unchecked Sendable {
                 continue
             }
             let outcomes = perform(job)
+            let stages = held.withLock { Array($0.values) }
             // With nothing queued the batch has moved on: shared cores belong to the other
             // stages until the next one.
-            if !more, let stage, stage.parksBetweenBatches { stage.engine.pool.park() }
-            cachedSequences.store(stage?.cache.sequences.count ?? 0, ordering: .relaxed)
-            cacheBytes.store(stage?.cache.byteCount ?? 0, ordering: .relaxed)
-            guard !outcomes.isEmpty else { continue }
-            queue.withLock { $0.outcomes += outcomes }
-            _ = try? waker.send([1], dontWait: true)
+            if !more { for stage in stages where stage.parksBetweenBatches { stage.engine.pool.park() } }
+            cachedSequences.store(stages.reduce(0) { $0 + $1.cache.sequences.count }, ordering: .relaxed)
+            cacheBytes.store(stages.reduce(0) { $0 + $1.cache.byteCount }, ordering: .relaxed)
+            post(outcomes)
         }
+    }
+
+    private func post(_ outcomes: [Outcome]) {
+        guard !outcomes.isEmpty else { return }
+        queue.withLock { $0.outcomes += outcomes }
+        _ = try? waker.send([1], dontWait: true)
     }
 
     private func perform(_ job: Job) -> [Outcome] {
         switch job {
         case let .load(file, a, what, cached):
-            do throws(WireErrorMessage) {
-                try verify(file, against: a, what: what)
-            } catch {
-                guard cached else { return [.loadFailed(error)] }
-                log("\(error.message); streaming the stage again")
-                try? FileManager.default.removeItem(atPath: file.path)
-                return [.streamInstead(a)]
+            loads.async { [self] in
+                let outcome = loadStage(file, a, what: what, cached: cached)
+                if case let .loaded(_, report, stage?) = outcome { submit(.install(stage, report)) } else { submit(.relay(outcome)) }
             }
-            do throws(WireErrorMessage) { return [try load(file, assign: a)] } catch { return [.loadFailed(error)] }
+            return []
+        case let .install(stage, report):
+            held.withLock { $0[stage.assign.plan] = stage }
+            return [.loaded(stage.assign, report, nil)]
         case let .run(messages):
-            guard let stage else {
-                return messages.map { .failed(.init(code: .notAssigned, requestID: $0.requestID, message: "worker \(name) has no stage assigned")) }
+            let plan = messages.first.map { UInt32(truncatingIfNeeded: $0.requestID >> 32) } ?? 0
+            guard let stage = held.withLock({ $0[plan] }) else {
+                return messages.map { .failed(.init(code: .notAssigned, requestID: $0.requestID, message: "worker \(name) has no stage of plan \(plan)")) }
             }
             return stage.run(messages).map { result in
                 switch result {
@@ -143,9 +166,27 @@ final class StageThread: @unchecked Sendable {
                 }
             }
         case let .release(sequences):
-            for s in sequences { stage?.cache.release(s) }
+            for stage in held.withLock({ Array($0.values) }) { for s in sequences { stage.cache.release(s) } }
             return []
+        case let .retire(plan):
+            held.withLock { $0 = $0.filter { $0.key >= plan } }
+            return []
+        case let .relay(outcome):
+            return [outcome.forSocket]
         }
+    }
+
+    /// On the loader thread: checks and loads a stage.
+    private func loadStage(_ file: GGUFFile, _ a: Assign, what: String, cached: Bool) -> Outcome {
+        do throws(WireErrorMessage) {
+            try verify(file, against: a, what: what)
+        } catch {
+            guard cached else { return .loadFailed(error) }
+            log("\(error.message); streaming the stage again")
+            try? FileManager.default.removeItem(atPath: file.path)
+            return .streamInstead(a)
+        }
+        do throws(WireErrorMessage) { return try load(file, assign: a) } catch { return .loadFailed(error) }
     }
 
     private func log(_ message: String, _ level: Logger.Level = .info) {
@@ -179,9 +220,11 @@ final class StageThread: @unchecked Sendable {
         if seconds > 0.5 { log(String(format: "checked the %d tensors of layers \(layers) in %.1f s", names.count, seconds)) }
     }
 
-    /// Checks the assignment fits in memory and loads the layers from the (mapped) file. The
-    /// same layers of the same model as the stage already loaded keep its weights: only the
-    /// KV cache starts afresh (a new plan replays every sequence).
+    /// Checks the assignment fits in memory and loads the layers from the (mapped) file, beside
+    /// the stage serving now. The same layers of the same model as a stage held keep its
+    /// weights: only the KV cache starts afresh (a new plan replays every sequence). When the
+    /// memory allows no second copy of the weights, the stages held are dropped first (their
+    /// plan's batches then wait for the new plan).
     private func load(_ file: GGUFFile, assign a: Assign) throws(WireErrorMessage) -> Outcome {
         let started = ContinuousClock.now
         let layers = Int(a.layerStart) ..< Int(a.layerEnd)
@@ -194,9 +237,11 @@ final class StageThread: @unchecked Sendable {
             let weightBytes = try StageFile.weightBytes(in: file, layers: layers)
             let budget = try Stage.kvBudget(config: config, layers: layers.count, assign: a, weightBytes: weightBytes,
                                             memoryLimit: memoryLimit, limitSource: settings.maxMemory > 0 ? "--max-memory" : "its memory")
-            let kept = stage.flatMap { old in old.canKeepWeights(for: a) ? old : nil }
-            // The old stage's memory is free before the new one takes its own.
-            stage = nil
+            let kept = held.withLock { $0.values.first { $0.canKeepWeights(for: a) } }
+            if kept == nil, memoryLimit > 0, SystemInfo.residentBytes() + UInt64(weightBytes) > memoryLimit {
+                held.withLock { $0.removeAll() }
+                log("no room for the new layers beside the stage serving: it is dropped first")
+            }
             let loaded: Stage
             if let kept {
                 loaded = Stage(keeping: kept, assign: a, kvPages: budget.pages)
@@ -204,7 +249,6 @@ final class StageThread: @unchecked Sendable {
                 loaded = try Stage(file: file, assign: a, threads: settings.threads, precision: settings.precision,
                                    sharedCores: settings.sharedCores, kvPages: budget.pages)
             }
-            stage = loaded
             let millis = UInt32(clamping: (ContinuousClock.now - started).milliseconds)
             let kvBytes = budget.pages * budget.shape.bytes
             log("stage \(a.stageIndex) of \(a.stageCount) ready: layers \(layers), \(weightBytes >> 20) MiB of weights" +
@@ -212,7 +256,8 @@ final class StageThread: @unchecked Sendable {
                 ", KV cache up to \(kvBytes >> 20) MiB (\(budget.pages) pages of \(budget.shape.rows) positions), \(millis) ms")
             return .loaded(a, LoadReport(status: .ready, weightBytes: UInt64(weightBytes), kvCacheBytes: UInt64(kvBytes),
                                          residentBytes: SystemInfo.residentBytes(), loadMilliseconds: millis,
-                                         kvPages: UInt32(clamping: budget.pages), kvPageRows: UInt32(budget.shape.rows), plan: a.plan))
+                                         kvPages: UInt32(clamping: budget.pages), kvPageRows: UInt32(budget.shape.rows), plan: a.plan),
+                           loaded)
         } catch let error as WireErrorMessage {
             throw error
         } catch {

@@ -25,9 +25,11 @@ public final class WorkerServer: @unchecked Sendable {
     private let stageThread: StageThread
     /// Who may do what, and where the stage is.
     private var protocolState = WorkerStateMachine()
-    /// The assignment being loaded or served, and the socket to its next stage.
+    /// The last assignment (loading or serving).
     private var assignment: Assign?
-    private var next: ZMQSocket?
+    /// Where each plan's output goes: the socket to its next stage, or none for the last stage
+    /// (to the coordinator). The last plan's, and until its first batch, the one before.
+    private var routes: [UInt32: (assign: Assign, next: ZMQSocket?)] = [:]
     private var download: StageDownload?
     private var running = true
     /// With `join`: the socket to the coordinator's door, and when a coordinator last spoke to
@@ -89,14 +91,13 @@ public final class WorkerServer: @unchecked Sendable {
         log("listening" + (settings.model.map { ", model \($0)" } ?? ", no local model"))
         while running {
             announce()
-            var items: [(ZMQSocket, ZMQPollEvents)] = [(router, .readable), (wakeReceiver, .readable)]
-            if let next { items.append((next, .readable)) }
-            guard let ready = try poll(items) else { return }
+            let nexts = routes.values.compactMap(\.next)
+            guard let ready = try poll([(router, .readable), (wakeReceiver, .readable)] + nexts.map { ($0, .readable) }) else { return }
             if ready[1].contains(.readable) {
                 while (try? wakeReceiver.receive(dontWait: true)) ?? nil != nil {}
                 handOn(stageThread.takeOutcomes())
             }
-            if ready.count > 2, ready[2].contains(.readable) { try drainNext() }
+            for (next, events) in zip(nexts, ready.dropFirst(2)) where events.contains(.readable) { try drain(next) }
             if ready[0].contains(.readable) { try serveWaiting() }
         }
     }
@@ -190,6 +191,12 @@ public final class WorkerServer: @unchecked Sendable {
             send(.heartbeat(Heartbeat(nonce: nonce, sequences: UInt32(clamping: stageThread.cachedSequences.load(ordering: .relaxed)),
                                       kvCacheBytes: UInt64(clamping: stageThread.cacheBytes.load(ordering: .relaxed)),
                                       residentBytes: SystemInfo.residentBytes())), to: peer)
+        case let .retire(plan):
+            for (p, route) in routes where p < plan {
+                route.next?.close()
+                routes[p] = nil
+            }
+            stageThread.submit(.retire(before: plan))
         case .stop: running = false
         case let .log(message): log(message)
         }
@@ -290,10 +297,10 @@ public final class WorkerServer: @unchecked Sendable {
     private func handOn(_ outcomes: [StageThread.Outcome]) {
         for outcome in outcomes {
             switch outcome {
-            case let .loaded(a, report):
+            case let .loaded(a, report, _):
                 // An assignment that a later one replaced: the later one's load follows.
                 guard a == assignment else { continue }
-                do throws(ZMQError) { try connectNext(a) } catch {
+                do throws(ZMQError) { try route(a) } catch {
                     assignmentFailed(WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot connect to the next stage at \(a.nextEndpoint): \(error)"))
                     continue
                 }
@@ -312,37 +319,43 @@ public final class WorkerServer: @unchecked Sendable {
         }
     }
 
-    /// The socket to the assignment's next stage (none for the last stage), replacing the last.
-    private func connectNext(_ a: Assign) throws(ZMQError) {
-        next?.close()
-        next = nil
-        guard !a.nextEndpoint.isEmpty else { return }
+    /// Where the loaded assignment's output goes: a socket to its next stage (none for the last
+    /// stage), replacing one of the same plan.
+    private func route(_ a: Assign) throws(ZMQError) {
+        routes[a.plan]?.next?.close()
+        routes[a.plan] = nil
+        guard !a.nextEndpoint.isEmpty else {
+            routes[a.plan] = (a, nil)
+            return
+        }
         let socket = try ZMQSocket(context, type: .dealer)
         try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         // The same peer (the one that said hello) to the next stage after a reconnect.
         try socket.setRandomRoutingID()
         try socket.connect(a.nextEndpoint)
         _ = try socket.send(WireMessage.hello(Hello(role: .stage, peerID: name, appVersion: StrataVersion.string)).encoded())
-        next = socket
+        routes[a.plan] = (a, socket)
     }
 
-    /// A batch's activations, on to the next stage, or from the last stage to the coordinator.
+    /// A batch's activations, on to its plan's next stage, or from the last stage to the
+    /// coordinator. Those of a plan retired meanwhile are dropped.
     private func forward(_ out: Activations) {
-        guard let next else { return sendCoordinator(.result(out)) }
+        guard let route = routes[UInt32(truncatingIfNeeded: out.requestID >> 32)] else { return }
+        guard let next = route.next else { return sendCoordinator(.result(out)) }
         do {
             guard try next.send(WireMessage.forward(out).encoded(), dontWait: true) else {
                 return sendCoordinator(.error(.init(code: .internal, requestID: out.requestID,
-                    message: "worker \(name) cannot reach the next stage at \(assignment?.nextEndpoint ?? "?")")))
+                    message: "worker \(name) cannot reach the next stage at \(route.assign.nextEndpoint)")))
             }
         } catch {
             sendCoordinator(.error(.init(code: .internal, requestID: out.requestID, message: "worker \(name): sending to the next stage: \(error)")))
         }
     }
 
-    /// The next stage answers only with errors (for instance when it was restarted and no
+    /// A next stage answers only with errors (for instance when it was restarted and no
     /// longer knows this stage): pass them on to the coordinator.
-    private func drainNext() throws {
-        while let next, let frames = try next.receive(dontWait: true) {
+    private func drain(_ next: ZMQSocket) throws {
+        while let frames = try next.receive(dontWait: true) {
             guard let frame = frames.last else { continue }
             if case let .error(e)? = try? WireMessage.decode(frame) {
                 sendCoordinator(.error(e))

@@ -8,9 +8,10 @@ import StrataWire
 ///
 /// The rules: a peer says hello before anything else; only the peer that said hello as the
 /// coordinator may assign, stream weights, release or stop, and the last one to assign is the
-/// one answered; activations run only once a stage is loaded, and only those of the plan the
-/// stage was assigned under (the top 32 bits of their requestID): a batch of an old plan still
-/// on its way is dropped.
+/// one answered; activations run only on a loaded stage of the plan they were sent under (the
+/// top 32 bits of their requestID). A new plan loads beside the stage serving the last one,
+/// which keeps running its batches until the first batch of the new plan arrives (then it is
+/// retired); a batch of a plan whose stage is gone is dropped.
 package struct WorkerStateMachine {
     package typealias Peer = [UInt8]
 
@@ -27,6 +28,8 @@ package struct WorkerStateMachine {
         case release([SequenceID])
         /// Answer a heartbeat with the stage's figures.
         case answerHeartbeat(nonce: UInt64, to: Peer)
+        /// Drop the stages of plans before this one: its first batch has arrived.
+        case retire(before: UInt32)
         case stop
         case log(String)
     }
@@ -47,6 +50,8 @@ package struct WorkerStateMachine {
     package private(set) var phase: Phase = .idle
     /// The plan of the last assignment.
     package private(set) var plan: UInt32?
+    /// Plans with a loaded stage: the last one's, and until its first batch, the one before.
+    package private(set) var runnable: Set<UInt32> = []
 
     package init() {}
 
@@ -74,11 +79,16 @@ package struct WorkerStateMachine {
         }
         switch message {
         case let .forward(a):
-            guard phase == .ready else {
+            let batchPlan = UInt32(truncatingIfNeeded: a.requestID >> 32)
+            guard runnable.contains(batchPlan) else {
+                // A batch of a plan replaced meanwhile: dropped (the coordinator replays it).
+                if let plan, batchPlan < plan { return [] }
                 return [.send(.error(.init(code: .notAssigned, requestID: a.requestID, message: "no stage is loaded here")), to: coordinator ?? peer)]
             }
-            guard UInt32(truncatingIfNeeded: a.requestID >> 32) == plan else { return [] }
-            return [.run(a)]
+            let older = runnable.filter { $0 < batchPlan }
+            guard !older.isEmpty else { return [.run(a)] }
+            runnable.subtract(older)
+            return [.retire(before: batchPlan), .run(a)]
         case let .heartbeat(h):
             return [.answerHeartbeat(nonce: h.nonce, to: peer)]
         case let .error(e):
@@ -99,6 +109,8 @@ package struct WorkerStateMachine {
             coordinator = peer
             phase = .loading
             plan = a.plan
+            // The same plan assigned again replaces its stage.
+            runnable.remove(a.plan)
             return [.assign(a)]
         case let .weightChunk(chunk):
             guard peer == coordinator, phase == .receiving else {
@@ -119,8 +131,11 @@ package struct WorkerStateMachine {
     /// The stage file is on its way in chunks.
     package mutating func receiving() { phase = .receiving }
 
-    /// The stage is loaded: activations may run.
-    package mutating func loaded() { phase = .ready }
+    /// The last assignment's stage is loaded: its activations may run.
+    package mutating func loaded() {
+        phase = .ready
+        if let plan { runnable.insert(plan) }
+    }
 
     /// The assignment could not be carried out (the coordinator has been told why).
     package mutating func assignmentFailed() { phase = .idle }

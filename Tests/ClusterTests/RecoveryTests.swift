@@ -113,20 +113,42 @@ struct RecoveryTests {
         #expect(cluster.stages.map(\.endpoint) == workers.map(\.endpoint))
     }
 
-    /// A worker killed and started again on its address joins the plan again.
-    @Test func restartedWorkerJoinsAgain() async throws {
-        var workers = try startWorkers(3, model: Self.model)
-        defer { workers.forEach { $0.kill() } }
+    /// A worker killed and started again on its address joins the plan again, live: the new
+    /// plan loads while the streams go on, and they switch over without a pause for the load
+    /// (the cluster never stops serving) and with the same text.
+    @Test func restartedWorkerJoinsAgainLive() async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        let again = Mutex<WorkerProcess?>(nil)
+        defer {
+            workers.forEach { $0.kill() }
+            again.withLock { $0?.kill() }
+        }
         let cluster = try await Self.start(workers)
         defer { cluster.shutdown() }
         let prompts = try Self.prompts()
-        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 80)
         workers[2].kill()
         #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 2 && cluster.health.isServing })
-        workers[2] = try WorkerProcess(listen: workers[2].endpoint, ["--model", Self.model, "--name", "worker-2-again"])
-        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 3 && cluster.health.isServing })
-        let again = try await streamAll(cluster, prompts, maxTokens: 40)
-        #expect(again.texts == undisturbed.texts)
+
+        let stopWatching = Flag(), sawPause = Flag()
+        let watcher = Thread {
+            while !stopWatching.isSet {
+                if !cluster.health.isServing { sawPause.set() }
+                usleep(500)
+            }
+        }
+        watcher.start()
+        let endpoint = workers[2].endpoint
+        let run = try await streamAll(cluster, prompts, maxTokens: 80, after: 4) {
+            let w = try? WorkerProcess(listen: endpoint, ["--model", Self.model, "--name", "worker-2-again"])
+            again.withLock { $0 = w }
+        }
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 3 })
+        stopWatching.set()
+        #expect(run.texts == undisturbed.texts)
+        #expect(!sawPause.isSet)
+        let after = try await streamAll(cluster, prompts, maxTokens: 80)
+        #expect(after.texts == undisturbed.texts)
     }
 
     /// No plan fits the one worker left (its memory holds half the model): requests fail naming

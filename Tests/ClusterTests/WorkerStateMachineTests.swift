@@ -78,6 +78,33 @@ import Testing
         #expect(m.received(.forward(current), from: stage) == [.run(current)])
     }
 
+    /// A new plan loads beside the stage serving the last one: that stage keeps running its
+    /// batches until the first batch of the new plan, which retires it.
+    @Test func aNewPlanLoadsWhileTheLastOneServes() {
+        var m = WorkerStateMachine()
+        _ = m.received(hello(.coordinator), from: coordinator)
+        _ = m.received(hello(.stage), from: stage)
+        var first = assign, second = assign
+        first.plan = 1
+        second.plan = 2
+        _ = m.received(.assign(first), from: coordinator)
+        m.loaded()
+        func batch(plan: UInt64, _ id: UInt64) -> Activations {
+            var b = self.batch
+            b.requestID = plan << 32 | id
+            return b
+        }
+        _ = m.received(.assign(second), from: coordinator)
+        #expect(m.phase == .loading)
+        #expect(m.received(.forward(batch(plan: 1, 1)), from: stage) == [.run(batch(plan: 1, 1))])
+        m.loaded()
+        #expect(m.runnable == [1, 2])
+        #expect(m.received(.forward(batch(plan: 1, 2)), from: stage) == [.run(batch(plan: 1, 2))])
+        #expect(m.received(.forward(batch(plan: 2, 3)), from: stage) == [.retire(before: 2), .run(batch(plan: 2, 3))])
+        #expect(m.runnable == [2])
+        #expect(m.received(.forward(batch(plan: 1, 4)), from: stage).isEmpty)
+    }
+
     /// Chunks of weights are taken only while receiving them, and only from the coordinator
     /// that assigned the stage.
     @Test func weightChunks() {
