@@ -293,15 +293,20 @@ final class SchedulerDriver: @unchecked Sendable {
 
     // MARK: Workers lost and joined
 
-    /// A worker of the plan is gone (or was taken for gone): a new plan without it.
+    /// A worker of the plan is gone (or was taken for gone): a new plan without it. One lost
+    /// while only a plan loading beside the serving one had it leaves the serving one alone.
     private func lost(_ link: WorkerLink, _ reason: String) {
         link.hello = nil
         link.greeted = .now
-        let inPlan = pipeline.contains { $0 === link } || loader?.has(link) == true
+        let serving = pipeline.contains { $0 === link }
         logger.warning("worker lost: \(reason)", metadata: ["stage": "\(link.stage)", "worker": "\(link.endpoint)"])
-        guard inPlan else { return }
-        replan(because: "worker \(link.endpoint) (stage \(link.stage), layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)) was lost: \(reason)")
+        guard serving || loader?.has(link) == true else { return }
+        replan(because: "worker \(link.endpoint) (stage \(link.stage), layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)) was lost: \(reason)",
+               live: !serving && isServing)
     }
+
+    /// The plan serving is whole (no stage lost, a plan fits).
+    private var isServing: Bool { downSince == nil && !isUnavailable }
 
     /// A worker answered a hello: (back) in the cluster, it takes part in a new plan, unless it
     /// is a standby no lost worker waits for. Workers that refused their stage of an earlier
@@ -314,7 +319,7 @@ final class SchedulerDriver: @unchecked Sendable {
         let current = loader?.pipeline ?? pipeline
         guard isUnavailable || members().map(ObjectIdentifier.init) != current.map(ObjectIdentifier.init) else { return }
         // While the pipeline serves, the new plan loads beside it.
-        replan(because: "worker \(link.endpoint) joined", live: downSince == nil && !isUnavailable)
+        replan(because: "worker \(link.endpoint) joined", live: isServing)
     }
 
     /// The workers of the next plan, in order: every worker there is, and in the place of each
@@ -360,20 +365,23 @@ final class SchedulerDriver: @unchecked Sendable {
         }
     }
 
-    /// A worker refused its stage of the plan loading: a new plan without it.
+    /// A worker refused its stage of the plan loading: a new plan without it (beside the
+    /// serving one, if that one is whole).
     private func refused(_ link: WorkerLink, _ error: ClusterError) {
         logger.error("\(error.description)", metadata: ["worker": "\(link.endpoint)"])
         link.refused = error
-        replan(because: error.description)
+        replan(because: error.description, live: isServing)
     }
 
     /// Hands out a new plan over the workers there are. Unless `live`, the pipeline stops at
     /// once: the scheduler forgets the batches in flight and will replay every running sequence
     /// on the new plan. `live` (a worker joined while all is well), the plan loads while the
-    /// pipeline serves, and sequences switch over once it is loaded (`finishPlan`).
+    /// pipeline serves, and sequences switch over once it is loaded (`finishPlan`); a live plan
+    /// that would change nothing, or does not fit, is dropped and the serving one goes on.
     private func replan(because reason: String, live: Bool = false) {
-        plan += 1
         loader = nil
+        if live && members().map(ObjectIdentifier.init) == pipeline.map(ObjectIdentifier.init) { return }
+        plan += 1
         if !live {
             if downSince == nil { downSince = .now }
             stopPipeline()
@@ -392,7 +400,9 @@ final class SchedulerDriver: @unchecked Sendable {
             loader = try StageLoader(planner: planner, pipeline: members, ranges: ranges, plan: plan, logger: logger)
             logger.notice("plan \(plan): \(members.count) stages, layers \(ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")) (\(reason))")
         } catch {
-            unavailable(error)
+            guard live else { return unavailable(error) }
+            loader = nil
+            logger.warning("no new plan (\(reason)): \(error.description); the serving one goes on")
         }
     }
 

@@ -16,8 +16,10 @@ final class LocalWorkers: @unchecked Sendable {
     private struct State {
         var processes: [Process] = []
         var stopping = false
-        /// Restarts of each worker so far, for the back-off between them.
+        /// Deaths of each worker in a row (each within 10 s of its start), for the
+        /// back-off between restarts, and when each was last started.
         var restarts: [Int] = []
+        var started: [ContinuousClock.Instant] = []
     }
     private let state = Mutex(State())
 
@@ -30,7 +32,7 @@ final class LocalWorkers: @unchecked Sendable {
             for i in 0 ..< count {
                 let (p, endpoint) = try start(worker: i, listen: "tcp://127.0.0.1:*")
                 endpoints.append(endpoint)
-                state.withLock { $0.processes.append(p); $0.restarts.append(0) }
+                state.withLock { $0.processes.append(p); $0.restarts.append(0); $0.started.append(.now) }
             }
         } catch {
             stop()
@@ -61,12 +63,14 @@ final class LocalWorkers: @unchecked Sendable {
     private func exited(worker i: Int, endpoint: String, process: Process) {
         let restarts = state.withLock { s -> Int? in
             guard !s.stopping else { return nil }
-            s.restarts[i] += 1
+            // A worker that ran 10 s or more starts again at once.
+            s.restarts[i] = ContinuousClock.now - s.started[i] < .seconds(10) ? s.restarts[i] + 1 : 1
             return s.restarts[i]
         }
         guard let restarts else { return }
         let how = process.terminationReason == .uncaughtSignal ? "signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
-        // At once the first time; a worker that keeps dying waits longer each time, up to 30 s.
+        // At once the first time; a worker that keeps dying soon after it starts waits longer
+        // each time, up to 30 s.
         let delay = min(30.0, restarts > 1 ? pow(2, Double(restarts - 2)) * 0.5 : 0)
         logger.notice("worker-\(i) exited (\(how)); starting it again on \(endpoint)\(delay > 0 ? String(format: " in %.1f s", delay) : "")")
         Thread.detachNewThread { [self] in
@@ -75,7 +79,7 @@ final class LocalWorkers: @unchecked Sendable {
             do {
                 let (p, _) = try start(worker: i, listen: endpoint)
                 let keep = state.withLock { s in
-                    if !s.stopping { s.processes[i] = p }
+                    if !s.stopping { s.processes[i] = p; s.started[i] = .now }
                     return !s.stopping
                 }
                 if !keep { p.terminate() }
