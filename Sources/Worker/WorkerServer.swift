@@ -352,12 +352,15 @@ public final class WorkerServer: @unchecked Sendable {
         }
     }
 
-    /// A next stage answers only with errors (for instance when it was restarted and no
-    /// longer knows this stage): pass them on to the coordinator.
+    /// A next stage answers only with errors. One that no longer knows this stage was
+    /// restarted: it is greeted again (the coordinator, which hears of the restart on its own
+    /// link, replays what it lost). Other errors go on to the coordinator.
     private func drain(_ next: ZMQSocket) throws {
         while let frames = try next.receive(dontWait: true) {
-            guard let frame = frames.last else { continue }
-            if case let .error(e)? = try? WireMessage.decode(frame) {
+            guard let frame = frames.last, case let .error(e)? = try? WireMessage.decode(frame) else { continue }
+            if e.code == .unknownPeer {
+                _ = try? next.send(WireMessage.hello(Hello(role: .stage, peerID: name, appVersion: StrataVersion.string)).encoded(), dontWait: true)
+            } else {
                 sendCoordinator(.error(e))
             }
         }

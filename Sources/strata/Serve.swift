@@ -100,7 +100,11 @@ struct ClusterService: Service {
             return
         }
         server.serve(cluster, template: template)
-        logger.notice("every stage is loaded; ready")
+        if case .serving = cluster.health {
+            logger.notice("every stage is loaded; ready")
+        } else {
+            logger.notice("serving; no worker has joined yet (/health answers 503 until one does)")
+        }
         try? await gracefulShutdown()
         cluster.shutdown(stopWorkers: stopWorkers)
     }

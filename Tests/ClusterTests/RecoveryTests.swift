@@ -36,6 +36,28 @@ struct RecoveryTests {
         #expect(!cluster.stages.contains { $0.endpoint == workers[stage].endpoint })
     }
 
+    /// Seeded sampling goes on as undisturbed too: the sampler's state is the coordinator's, and
+    /// a replay samples nothing.
+    @Test func seededSamplingIsReplayedToo() async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        defer { workers.forEach { $0.kill() } }
+        let cluster = try await Self.start(workers)
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        var sampling = SamplingParameters.greedy
+        sampling.temperature = 0.9
+        sampling.topK = 40
+        sampling.seed = 1234
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40, sampling: sampling)
+        let run = try await streamAll(cluster, prompts, maxTokens: 40, sampling: sampling, after: 8) { workers[1].kill() }
+        #expect(run.texts == undisturbed.texts)
+        #expect(cluster.recoveries == 1)
+        // (And the seed matters: another one gives other text.)
+        sampling.seed = 99
+        let other = try await streamAll(cluster, prompts, maxTokens: 40, sampling: sampling)
+        #expect(other.texts != undisturbed.texts)
+    }
+
     /// Killed while the prompts run through the pipeline, before any token.
     @Test func killedDuringThePrompt() async throws {
         let workers = try startWorkers(3, model: Self.model)
@@ -228,11 +250,12 @@ struct StreamRun {
     var tokensBeforeTheEvent: Int
 }
 
-/// Runs `prompts` at once through `cluster`, greedy, `maxTokens` each; once the first stream
+/// Runs `prompts` at once through `cluster`, greedy unless told, `maxTokens` each; once the first stream
 /// has `after` tokens, runs `event` (once).
-func streamAll(_ cluster: Cluster, _ prompts: [[Int32]], maxTokens: Int, after: Int = .max,
+func streamAll(_ cluster: Cluster, _ prompts: [[Int32]], maxTokens: Int, sampling: SamplingParameters = .greedy, after: Int = .max,
                event: @escaping @Sendable () -> Void = {}) async throws -> StreamRun {
-    let streams = try prompts.map { try cluster.submit(promptIDs: $0, options: GenerationOptions(maxTokens: maxTokens)) }
+    let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling)
+    let streams = try prompts.map { try cluster.submit(promptIDs: $0, options: options) }
     let trigger = Trigger(event)
     if after == 0 { trigger.fire(tokens: 0) }
     let texts = try await withThrowingTaskGroup(of: (Int, String).self) { group in
