@@ -181,8 +181,12 @@ int qk_q16_preferred(uint32_t w, int64_t nTok) {
     if (!qk_q16_supports(w)) return 0;
     const kernel_table *k = kernels();
     if (k->matmul_q16 == qk_avx512vnni_matmul_q16 || k->matmul_q16 == qk_avx512_matmul_q16) return 1;
-    if (nTok > QK_Q16_GEMM_TOKENS) return 0;
     // AVX2 has q16 kernels for three types only; the others would run the scalar reference.
+    // For those three, prompts take them too, although the f32 product runs prompts about a
+    // fifth faster: a row's result must not depend on the rows it was batched with, or a
+    // sequence replayed after a lost worker (its tokens in one batch) would not rebuild the KV
+    // cache it had (each token decoded alone), and greedy text could change at a near-tie.
+    (void)nTok;
     return k->matmul_q16 == qk_ref_matmul_q16 || w == QK_Q4_0 || w == QK_Q4_1 || w == QK_Q8_0;
 }
 

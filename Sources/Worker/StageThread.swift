@@ -155,16 +155,16 @@ final class StageThread: @unchecked Sendable {
             held.withLock { $0[stage.assign.plan] = stage }
             return [.loaded(stage.assign, report, nil)]
         case let .run(messages):
-            let plan = messages.first.map { UInt32(truncatingIfNeeded: $0.requestID >> 32) } ?? 0
-            guard let stage = held.withLock({ $0[plan] }) else {
-                return messages.map { .failed(.init(code: .notAssigned, requestID: $0.requestID, message: "worker \(name) has no stage of plan \(plan)")) }
+            // Each run of messages of one plan on that plan's stage, in order.
+            var outcomes: [Outcome] = []
+            var start = messages.startIndex
+            while start < messages.endIndex {
+                let plan = UInt32(truncatingIfNeeded: messages[start].requestID >> 32)
+                let end = messages[start...].firstIndex { UInt32(truncatingIfNeeded: $0.requestID >> 32) != plan } ?? messages.endIndex
+                outcomes += run(Array(messages[start ..< end]), plan: plan)
+                start = end
             }
-            return stage.run(messages).map { result in
-                switch result {
-                case let .success(out): .output(out)
-                case let .failure(error): .failed(error)
-                }
-            }
+            return outcomes
         case let .release(sequences):
             for stage in held.withLock({ Array($0.values) }) { for s in sequences { stage.cache.release(s) } }
             return []
@@ -173,6 +173,18 @@ final class StageThread: @unchecked Sendable {
             return []
         case let .relay(outcome):
             return [outcome.forSocket]
+        }
+    }
+
+    private func run(_ messages: [Activations], plan: UInt32) -> [Outcome] {
+        guard let stage = held.withLock({ $0[plan] }) else {
+            return messages.map { .failed(.init(code: .notAssigned, requestID: $0.requestID, message: "worker \(name) has no stage of plan \(plan)")) }
+        }
+        return stage.run(messages).map { result in
+            switch result {
+            case let .success(out): .output(out)
+            case let .failure(error): .failed(error)
+            }
         }
     }
 

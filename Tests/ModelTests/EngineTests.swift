@@ -151,6 +151,40 @@ struct EngineTests {
             try engine.forward(&one, batch: [BatchToken(sequence: 1, position: 0)], cache: cache, layers: 0 ..< 5)
         }
     }
+
+    /// A row's result does not depend on the rows batched with it: a sequence whose tokens are
+    /// decoded one at a time, and the same sequence run as one batch (as a replay after a lost
+    /// worker does), then one more token, give bit-identical logits. On the default model, in
+    /// the fast path (the CI runs it at every kernel level).
+    @Test func logitsDoNotDependOnTheBatch() throws {
+        let path = TestPaths.defaultModel
+        let gguf = try GGUFFile(path: path)
+        let config = try LlamaConfig(gguf: gguf)
+        let engine = LlamaEngine(weights: try LlamaWeights(gguf: gguf, layers: 0 ..< config.nLayers, embedding: true, head: true,
+                                                           precision: .fast), threads: 2)
+        let tokens: [Int32] = [1, 504, 3458, 2723, 28, 253, 1345, 314, 16007, 30, 2, 198, 1, 520, 17, 11, 48, 2054, 3122, 451]
+        // One at a time (after a 4-token prompt), with another sequence's rows in each batch.
+        let stepwise = engine.makeCache(maxSequences: 4, contextLength: 64)
+        var x = try engine.embed(Array(tokens.prefix(4)))
+        try engine.forward(&x, batch: (0 ..< 4).map { BatchToken(sequence: 1, position: $0) }, cache: stepwise)
+        var last: [Float] = []
+        for p in 4 ..< tokens.count {
+            var step = try engine.embed([tokens[p]] + Array(tokens.prefix(p % 7 + 1)))
+            let batch = [BatchToken(sequence: 1, position: p)] + (0 ... p % 7).map { BatchToken(sequence: 2, position: $0) }
+            try engine.forward(&step, batch: batch, cache: stepwise)
+            stepwise.release(2)
+            last = try engine.logits(step, rows: [0])
+        }
+        // All but the last as one batch, then the last alone.
+        let replayed = engine.makeCache(maxSequences: 4, contextLength: 64)
+        var all = try engine.embed(Array(tokens.dropLast()))
+        try engine.forward(&all, batch: (0 ..< tokens.count - 1).map { BatchToken(sequence: 1, position: $0) }, cache: replayed)
+        var one = try engine.embed([tokens.last!])
+        try engine.forward(&one, batch: [BatchToken(sequence: 1, position: tokens.count - 1)], cache: replayed)
+        let again = try engine.logits(one, rows: [0])
+        #expect(again.count == last.count)
+        #expect(zip(again, last).count { $0.bitPattern != $1.bitPattern } == 0, "logits that differ")
+    }
 }
 
 /// What the loader refuses, by name.

@@ -192,7 +192,7 @@ public final class LlamaEngine {
         case .fast where jobs.allSatisfy({ qk_q16_preferred($0.0.type.rawValue, Int64(nTok)) != 0 }):
             // Activations to 16-bit fixed point (error ≤ amax/65534 per block of 32) for integer
             // multiply-adds: decode kernels that read each weight block once for all rows, and
-            // with AVX-512 a blocked GEMM for prompts. Elsewhere prompts stay in f32.
+            // with AVX-512 a blocked GEMM for prompts.
             let cols = jobs[0].0.cols
             let rowBytes = qk_q16_row_bytes(Int64(cols))
             let xq = q16.reserve(bytes: nTok * rowBytes)

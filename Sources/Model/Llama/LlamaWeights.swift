@@ -4,8 +4,8 @@ import QuantKernels
 public enum Precision: String, Sendable, CaseIterable {
     /// Weights as stored in the file, decoded inside the matrix kernels, times activations in
     /// 16-bit fixed point per block of 32 (error ≤ amax/65534) for integer multiply-adds, where
-    /// the kernels say that is the fast path (`qk_q16_preferred`: decode steps, and prompts with
-    /// AVX-512); otherwise f32 activations. Both stay within ~1e-3 of an f32 product, so this
+    /// the kernels take the weight type (`qk_q16_preferred`, for any batch size, so that a row's
+    /// result does not depend on the rows batched with it); otherwise f32 activations. Both stay within ~1e-3 of an f32 product, so this
     /// path tracks the F32 reference.
     case fast
     /// Weights as stored; activations quantized to 8 bits inside quantized products (Q8_0, Q8_1,

@@ -95,10 +95,10 @@ int qk_matmul_q16(uint32_t weightType, const void *W, size_t rowBytes, int64_t n
                   const void *X, size_t xStride, int64_t nTok, float *Y, int64_t yStride);
 /// 1 if qk_matmul_q16 takes this weight type (the list above), else 0.
 int qk_q16_supports(uint32_t weightType);
-/// 1 if the q16 product is this machine's fast path for nTok tokens of this weight type: with
-/// AVX-512, every type qk_q16_supports takes at any token count (decode kernels up to 15 tokens, a
-/// blocked GEMM from 16); with AVX2 only, Q4_0, Q4_1 and Q8_0 up to 16 tokens; without either, any
-/// supported type up to 16 tokens. Otherwise the f32-activation product qk_matmul_f32x is faster.
+/// 1 if the engine's fast path takes the q16 product for this weight type, at any token count
+/// (nTok is not looked at: a row's result must not depend on its batch): with AVX-512, every type
+/// qk_q16_supports takes (decode kernels up to 15 tokens, a blocked GEMM from 16); with AVX2 only,
+/// Q4_0, Q4_1 and Q8_0; without either, any supported type. Otherwise qk_matmul_f32x.
 int qk_q16_preferred(uint32_t weightType, int64_t nTok);
 /// The portable scalar reference of qk_matmul_q16 (same per-block arithmetic, sequential order).
 int qk_matmul_q16_ref(uint32_t weightType, const void *W, size_t rowBytes, int64_t n, int64_t r0, int64_t r1,
