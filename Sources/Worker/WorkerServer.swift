@@ -215,9 +215,9 @@ public final class WorkerServer: @unchecked Sendable {
             "\(ModelDigests.hex(a.model.sha256))-\(a.layerStart)-\(a.layerEnd).gguf")
     }
 
-    /// A new assignment: whatever came before it is dropped, and the stage thread loads the
-    /// layers from the worker's copy of the model or its cache of streamed stages, or the
-    /// coordinator is asked to stream them.
+    /// A new assignment: a stage file still arriving for an earlier one is dropped, and the
+    /// loader loads the layers (beside the stage serving now) from the worker's copy of the
+    /// model or its cache of streamed stages, or the coordinator is asked to stream them.
     private func assign(_ a: Assign) {
         download?.abandon()
         download = nil
