@@ -279,7 +279,7 @@ final class LocalServer: Sendable {
             if found == nil, let r = text.range(of: "serving the API at ") {
                 found = text[r.upperBound...].split(separator: " ").first.map(String.init)
             }
-            if found != nil && text.contains("ready") { break }
+            if found != nil && text.contains("every stage is loaded; ready") { break }
             usleep(20_000)
         }
         guard let found, p.isRunning else {
