@@ -153,6 +153,9 @@ public final class Cluster: @unchecked Sendable {
 
     /// Times the pipeline was rebuilt (a worker lost or joined).
     public var recoveries: Int { driver.recoveries }
+    /// Of those, the ones that kept the stages' KV caches: a lost stage's layers went to a
+    /// neighbour, which rebuilt only theirs.
+    public var keptRecoveries: Int { driver.keptRecoveries }
 
     // MARK: Setup
 

@@ -13,12 +13,13 @@ public typealias RequestID = UInt64
 /// admission to its end, so no stage runs out in the middle of a sequence. Requests that do not
 /// fit yet wait in line, oldest first; past `maxWaiting` of them, new ones are refused.
 ///
-/// When a stage is lost the pipeline stops (`pipelineLost`): batches in flight are forgotten,
-/// and every running sequence is to be replayed (its prompt and the tokens it sampled, run
-/// through the new plan's stages to rebuild its KV cache, sampling nothing) before it goes on.
-/// The sampler state stays here, so the text goes on as if nothing happened. Requests keep
-/// joining the line meanwhile; `resume` starts the new plan, `unavailable` fails everything
-/// while no plan fits.
+/// When a stage is lost the pipeline stops (`pipelineLost`): batches in flight are forgotten.
+/// Where the new plan keeps the stages' KV caches (`resume(…, kept: true)`), every running
+/// sequence goes on from the positions every stage had run (`kept()`); otherwise it is
+/// replayed from the start (its prompt and the tokens it sampled, run through the new plan's
+/// stages to rebuild its KV cache, sampling nothing) before it goes on. The sampler state stays
+/// here, so the text goes on as if nothing happened. Requests keep joining the line meanwhile;
+/// `resume` starts the new plan, `unavailable` fails everything while no plan fits.
 package struct Scheduler {
     package struct Limits: Sendable {
         /// Tokens per sequence.
@@ -74,8 +75,9 @@ package struct Scheduler {
     private var active: [SequenceID: Sequence] = [:]
     /// Admission order, so that older sequences prefill first.
     private var order: [SequenceID] = []
-    /// Batches in the pipeline: their sequences, and those whose last row is to be sampled.
-    private var inFlight: [UInt64: (sequences: [SequenceID], sample: [SequenceID])] = [:]
+    /// Batches in the pipeline: their sequences, those whose last row is to be sampled, and
+    /// where each sequence's positions in the batch end.
+    private var inFlight: [UInt64: (sequences: [SequenceID], sample: [SequenceID], ends: [Int])] = [:]
     private var nextSequence: SequenceID = 1
     private var nextBatch: UInt64 = 1
     /// Pages reserved on each stage by the sequences running.
@@ -111,6 +113,8 @@ package struct Scheduler {
         var prefilled = 0
         /// Replaying: once `feed` is through, the last sampled token runs next (nothing is sampled).
         var replaying = false
+        /// Positions every stage has run (the batches that came back).
+        var complete = 0
         var inFlight = false
         /// The sampled token to run next.
         var next: Int32?
@@ -121,18 +125,21 @@ package struct Scheduler {
         /// Pages reserved for it on each stage.
         var pages: [Int]
 
-        /// Starts over on a new plan's stages: the KV cache is rebuilt from the tokens known.
-        mutating func replay() {
+        /// Goes on on a new plan's stages, whose KV caches hold its first `kept` positions (0:
+        /// nothing): the rest of the tokens known run again, sampling nothing, and then the last
+        /// sampled token.
+        mutating func resume(keeping kept: Int) {
             inFlight = false
-            prefilled = 0
+            complete = kept
+            prefilled = kept
+            next = nil
             if state.generatedIDs.isEmpty {
                 feed = state.promptIDs
                 replaying = false
-                next = nil
             } else {
                 feed = Array(state.history.dropLast())
-                replaying = true
-                next = nil
+                replaying = kept < feed.count
+                if !replaying { next = state.history.last }
             }
         }
     }
@@ -202,6 +209,7 @@ package struct Scheduler {
         var entries: [Activations.Entry] = []
         var tokens: [Int32] = []
         var ids: [SequenceID] = []
+        var ends: [Int] = []
         var sample: [SequenceID] = []
         for id in order {
             guard var seq = active[id], !seq.inFlight, !seq.ended, let next = seq.next else { continue }
@@ -211,6 +219,7 @@ package struct Scheduler {
             seq.inFlight = true
             active[id] = seq
             ids.append(id)
+            ends.append(seq.state.history.count)
             sample.append(id)
         }
         var budget = limits.prefillChunk
@@ -223,13 +232,14 @@ package struct Scheduler {
             seq.inFlight = true
             active[id] = seq
             ids.append(id)
+            ends.append(seq.prefilled)
             if seq.prefilled == seq.feed.count && !seq.replaying { sample.append(id) }
             budget -= n
         }
         guard !entries.isEmpty else { return nil }
         let batch = Batch(id: UInt64(plan) << 32 | nextBatch & 0xFFFF_FFFF, entries: entries, tokens: tokens)
         nextBatch += 1
-        inFlight[batch.id] = (ids, sample)
+        inFlight[batch.id] = (ids, sample, ends)
         return batch
     }
 
@@ -243,9 +253,10 @@ package struct Scheduler {
     /// named: each samples its next token (unless it ended meanwhile).
     package mutating func returned(_ batch: UInt64, logits: [(SequenceID, [Float])]) -> [Delivery] {
         guard let sent = inFlight.removeValue(forKey: batch) else { return [] }
-        for id in sent.sequences {
+        for (id, end) in zip(sent.sequences, sent.ends) {
             guard var seq = active[id] else { continue }
             seq.inFlight = false
+            seq.complete = max(seq.complete, end)
             // A replay is through: the KV cache is back, and the last sampled token runs next.
             if seq.replaying && seq.prefilled == seq.feed.count {
                 seq.replaying = false
@@ -307,16 +318,20 @@ package struct Scheduler {
     // MARK: A stage lost, a new plan
 
     /// A stage is lost (or a new plan is coming): no batch leaves until `resume`, the batches in
-    /// the pipeline are forgotten, and every running sequence will be replayed on the new plan.
-    /// Callers notice nothing but the pause.
+    /// the pipeline are forgotten, and every running sequence goes on on the new plan from what
+    /// its caches keep. Callers notice nothing but the pause.
     package mutating func pipelineLost() {
         if case .unavailable = pipeline {} else { pipeline = .down }
         inFlight.removeAll()
-        for id in order {
-            guard var seq = active[id] else { continue }
-            seq.inFlight = false
-            if !seq.ended { seq.replay() }
-            active[id] = seq
+        for id in order { active[id]?.inFlight = false }
+    }
+
+    /// The running sequences and the positions of each that every stage has run: what a new
+    /// plan that keeps the stages' caches keeps. Frozen while the pipeline is down.
+    package func kept() -> [(sequence: SequenceID, tokens: ArraySlice<Int32>)] {
+        order.compactMap { id in
+            guard let seq = active[id], !seq.ended else { return nil }
+            return (id, seq.state.history.prefix(seq.complete))
         }
     }
 
@@ -332,18 +347,22 @@ package struct Scheduler {
     }
 
     /// The new plan's stages are loaded: batches leave again, under `plan`. Running sequences
-    /// keep their place, oldest first, while the new stages' KV caches hold them; the rest go
-    /// back to the head of the line, where they resume once pages free up. A request the new
-    /// stages could never hold fails.
-    package mutating func resume(stages: [StageCache], plan: UInt32) -> [Delivery] {
+    /// keep their place, oldest first, while the new stages' KV caches hold them; they go on
+    /// from the positions `kept()` named if the stages `kept` their caches, else from the start.
+    /// The rest go back to the head of the line, where they start over once pages free up (the
+    /// sequences to release on the stages are returned). A request the new stages could never
+    /// hold fails.
+    package mutating func resume(stages: [StageCache], plan: UInt32, kept: Bool = false) -> (deliveries: [Delivery], release: [SequenceID]) {
         self.stages = stages
         self.plan = plan
         pipeline = .up
         reservedPages = [Int](repeating: 0, count: stages.count)
         var out: [Delivery] = []
         var parked: [Waiting] = []
+        var release: [SequenceID] = []
         for id in order {
             guard var seq = active[id] else { continue }
+            seq.resume(keeping: kept ? seq.complete : 0)
             if seq.ended {
                 seq.pages = seq.pages.map { _ in 0 }
                 active[id] = seq
@@ -359,8 +378,10 @@ package struct Scheduler {
                 seq.pages = need
                 active[id] = seq
             } else {
+                seq.resume(keeping: 0)
                 parked.append(Waiting(request: seq.request, promptIDs: seq.state.promptIDs, options: seq.state.options, parked: seq))
                 active[id] = nil
+                release.append(id)
             }
         }
         order.removeAll { active[$0] == nil }
@@ -375,7 +396,7 @@ package struct Scheduler {
         }
         waiting = line
         startWaiting()
-        return out
+        return (out, release)
     }
 
     // MARK: Failure and shutdown

@@ -37,6 +37,11 @@ final class SchedulerDriver: @unchecked Sendable {
     private var servingPlan: UInt32 = 1
     /// A new plan on its way, while its stages load.
     private var loader: StageLoader?
+    /// With the plan on its way: the layers of a lost first stage, whose KV cache the new first
+    /// stage rebuilds from the embeddings the driver sends it before any batch.
+    private var rebuildFirst: Range<Int>?
+    /// A plan that kept the caches was refused: the next one is cut afresh.
+    private var keepingFailed = false
     /// When the pipeline went down, for the recovery's figures.
     private var downSince: ContinuousClock.Instant?
     private let head: LlamaEngine
@@ -63,8 +68,9 @@ final class SchedulerDriver: @unchecked Sendable {
         var stopping = false
         var waker: ZMQSocket?
         var health: ClusterHealth = .serving
-        /// Recoveries so far, and the longest.
+        /// Pipelines rebuilt so far, and how many of them kept the stages' KV caches.
         var recoveries = 0
+        var keptRecoveries = 0
 
         /// Wakes the driver's thread (at most one wake-up waits at a time; more are not needed).
         func wake() { _ = try? waker?.send([1], dontWait: true) }
@@ -145,6 +151,9 @@ final class SchedulerDriver: @unchecked Sendable {
 
     /// Pipelines rebuilt since the start.
     var recoveries: Int { shared.withLock { $0.recoveries } }
+    /// Of those, the ones that kept the stages' KV caches (a lost stage's layers went to a
+    /// neighbour, and only they were rebuilt).
+    var keptRecoveries: Int { shared.withLock { $0.keptRecoveries } }
 
     /// Ends every request with `.shutDown`, stops the thread and waits for it.
     func stop() {
@@ -302,7 +311,7 @@ final class SchedulerDriver: @unchecked Sendable {
         logger.warning("worker lost: \(reason)", metadata: ["stage": "\(link.stage)", "worker": "\(link.endpoint)"])
         guard serving || loader?.has(link) == true else { return }
         replan(because: "worker \(link.endpoint) (stage \(link.stage), layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)) was lost: \(reason)",
-               live: !serving && isServing)
+               live: !serving && isServing, lost: serving ? link : nil)
     }
 
     /// The plan serving is whole (no stage lost, a plan fits).
@@ -369,7 +378,8 @@ final class SchedulerDriver: @unchecked Sendable {
     /// serving one, if that one is whole).
     private func refused(_ link: WorkerLink, _ error: ClusterError) {
         logger.error("\(error.description)", metadata: ["worker": "\(link.endpoint)"])
-        link.refused = error
+        // A stage that could not keep its caches is no reason to leave the worker out.
+        if loader?.keeps.isEmpty == false { keepingFailed = true } else { link.refused = error }
         replan(because: error.description, live: isServing)
     }
 
@@ -378,8 +388,13 @@ final class SchedulerDriver: @unchecked Sendable {
     /// on the new plan. `live` (a worker joined while all is well), the plan loads while the
     /// pipeline serves, and sequences switch over once it is loaded (`finishPlan`); a live plan
     /// that would change nothing, or does not fit, is dropped and the serving one goes on.
-    private func replan(because reason: String, live: Bool = false) {
+    ///
+    /// A stage `lost` from a plan that was serving whole, with no plan loading beside it, is
+    /// replaced by a plan that keeps the caches where it can (`keptPlan`).
+    private func replan(because reason: String, live: Bool = false, lost: WorkerLink? = nil) {
+        let wasWhole = isServing && loader == nil
         loader = nil
+        rebuildFirst = nil
         if live && members().map(ObjectIdentifier.init) == pipeline.map(ObjectIdentifier.init) { return }
         plan += 1
         if !live {
@@ -388,6 +403,17 @@ final class SchedulerDriver: @unchecked Sendable {
             shared.withLock { $0.health = .recovering(reason) }
         }
         isUnavailable = false
+        if wasWhole, let lost, let kept = keptPlan(without: lost) {
+            do throws(ClusterError) {
+                loader = try StageLoader(planner: planner, pipeline: kept.members, ranges: kept.ranges, plan: plan, keeps: kept.keeps, logger: logger)
+                rebuildFirst = kept.rebuildFirst
+                let layers = kept.ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")
+                logger.notice("plan \(plan): \(kept.members.count) stages, layers \(layers); the caches are kept and \(kept.members[kept.heir].endpoint) rebuilds layers \(lost.layers.lowerBound)-\(lost.layers.upperBound - 1) (\(reason))")
+                return
+            } catch {
+                logger.warning("cannot keep the caches (\(error.description)); cutting the model afresh")
+            }
+        }
         let members = members()
         guard !members.isEmpty else {
             return unavailable(.noWorkersLeft(reason: reason))
@@ -403,6 +429,65 @@ final class SchedulerDriver: @unchecked Sendable {
             guard live else { return unavailable(error) }
             loader = nil
             logger.warning("no new plan (\(reason)): \(error.description); the serving one goes on")
+        }
+    }
+
+    /// A plan that moves the layers of `lost`, a stage of the plan serving, to a neighbour, and
+    /// keeps every other layer where it is: the previous stage takes them, or for the first
+    /// stage, the next one. Every stage keeps its KV caches (the positions all stages have run),
+    /// and the heir rebuilds the lost layers': from the log of what it sent the lost stage, or
+    /// for the first stage, from the embeddings (`rebuildFirst`). Nil when that does not fit
+    /// the heir's memory, activations are not f32 (only f32 rows are logged), another worker is
+    /// gone too, or a standby waits to take the lost worker's place.
+    private func keptPlan(without lost: WorkerLink)
+        -> (members: [WorkerLink], ranges: [Range<Int>], heir: Int, keeps: [ObjectIdentifier: KeptCaches], rebuildFirst: Range<Int>?)? {
+        guard settings.activationType == .f32, !keepingFailed, pipeline.count >= 2,
+              let k = pipeline.firstIndex(where: { $0 === lost }) else { return nil }
+        let members = pipeline.filter { $0 !== lost }
+        let standbyWaits = links.contains { link in link.standby && link.hello != nil && link.refused == nil && !pipeline.contains { $0 === link } }
+        guard members.allSatisfy({ $0.hello != nil }), !standbyWaits else { return nil }
+        let heir = max(k - 1, 0)
+        var ranges = members.map(\.layers)
+        ranges[heir] = min(ranges[heir].lowerBound, lost.layers.lowerBound) ..< max(ranges[heir].upperBound, lost.layers.upperBound)
+        do { _ = try planner.ranges(for: members, strategy: .explicit(ranges)) } catch {
+            logger.info("the caches cannot be kept: \(error.description)")
+            return nil
+        }
+        let lengths = shared.withLock { $0.scheduler.kept() }.map { KeptCaches.Sequence(sequence: $0.sequence, length: UInt32($0.tokens.count)) }
+        var keeps: [ObjectIdentifier: KeptCaches] = [:]
+        for (i, link) in members.enumerated() {
+            let rebuilt = i == heir ? lost.layers : 0 ..< 0
+            keeps[ObjectIdentifier(link)] = KeptCaches(fromPlan: servingPlan, sequences: lengths, rebuildStart: UInt32(rebuilt.lowerBound),
+                                                       rebuildEnd: UInt32(rebuilt.upperBound), rebuildFromLog: i == heir && k > 0)
+        }
+        return (members, ranges, heir, keeps, k == 0 ? lost.layers : nil)
+    }
+
+    /// Sends the new first stage the embeddings of every position its caches kept, to rebuild
+    /// the KV cache of the layers it took over from the lost first stage (before any batch: the
+    /// link keeps the order).
+    private func sendRebuild(_ layers: Range<Int>, to link: WorkerLink) {
+        let kept = shared.withLock { $0.scheduler.kept() }.filter { !$0.tokens.isEmpty }
+        var start = 0
+        while start < kept.count {
+            // At most 512 rows a message (the stage's scratch is made for prompt chunks of 512).
+            var end = start, rows = 0
+            while end < kept.count && (end == start || rows + kept[end].tokens.count <= 512) {
+                rows += kept[end].tokens.count
+                end += 1
+            }
+            let part = kept[start ..< end]
+            do {
+                let hidden = try head.embed(part.flatMap(\.tokens))
+                let message = Activations(requestID: UInt64(plan) << 32, lastRowsOnly: false, rebuild: true, type: .f32, dim: UInt32(dim),
+                                          entries: part.map { .init(sequence: $0.sequence, position: 0, tokenCount: UInt32($0.tokens.count)) },
+                                          payload: ActivationCodec.encode(hidden, as: .f32))
+                try link.send(.forward(message))
+            } catch {
+                // Their next batch fails on the stage (their cache was dropped there), and so do they.
+                logger.error("cannot send the rebuild of layers \(layers) for \(part.count) sequences: \(error)", metadata: ["worker": "\(link.endpoint)"])
+            }
+            start = end
         }
     }
 
@@ -435,17 +520,24 @@ final class SchedulerDriver: @unchecked Sendable {
         if live { stopPipeline() }
         pipeline = loader.pipeline
         servingPlan = plan
+        let kept = !loader.keeps.isEmpty
+        keepingFailed = false
+        if let layers = rebuildFirst { sendRebuild(layers, to: pipeline[0]) }
+        rebuildFirst = nil
         let took = ContinuousClock.now - (downSince ?? loader.started)
         downSince = nil
-        let told = shared.withLock { s in
+        let (told, release) = shared.withLock { s in
             s.health = .serving
             s.recoveries += 1
-            return s.tell(s.scheduler.resume(stages: pipeline.map(\.stageCache), plan: plan))
+            if kept { s.keptRecoveries += 1 }
+            let (deliveries, release) = s.scheduler.resume(stages: pipeline.map(\.stageCache), plan: plan, kept: kept)
+            return (s.tell(deliveries), release)
         }
         told()
+        if !release.isEmpty { send(.release(release), toAll: pipeline) }
         stages.withLock { $0 = pipeline.map(StageInfo.init) }
         let how = live ? "loaded in \(took.milliseconds) ms while the last plan served" : "\(took.milliseconds) ms after the pipeline stopped"
-        logger.notice("plan \(plan) serves: \(pipeline.count) stages, \(how)")
+        logger.notice("plan \(plan) serves: \(pipeline.count) stages, \(how)\(kept ? ", caches kept" : "")")
     }
 
     // MARK: Batches

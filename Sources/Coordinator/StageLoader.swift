@@ -45,7 +45,7 @@ struct StagePlanner {
 
     /// The assignment of `link`'s layers as stage `stage` of `pipeline`, under `plan`.
     func assignment(_ link: WorkerLink, stage: Int, of pipeline: [WorkerLink], plan: UInt32,
-                    stageFileBytes: Int = 0) throws(ClusterError) -> Assign {
+                    stageFileBytes: Int = 0, keep: KeptCaches? = nil) throws(ClusterError) -> Assign {
         let next = stage + 1 < pipeline.count ? pipeline[stage + 1].endpoint : ""
         let names: [String]
         do { names = try StageFile.tensorNames(in: file, layers: link.layers) } catch {
@@ -56,7 +56,7 @@ struct StagePlanner {
                       layerCount: UInt32(layerCount), stageIndex: UInt16(stage), stageCount: UInt16(pipeline.count),
                       contextLength: UInt32(contextLength), maxSequences: UInt32(settings.maxSequences),
                       activationType: settings.activationType, nextEndpoint: next, tensorDigests: digests,
-                      stageFileBytes: UInt64(stageFileBytes), plan: plan)
+                      stageFileBytes: UInt64(stageFileBytes), plan: plan, keep: keep)
     }
 }
 
@@ -66,6 +66,9 @@ struct StagePlanner {
 final class StageLoader {
     let plan: UInt32
     let pipeline: [WorkerLink]
+    /// What each stage keeps of its caches under the plan before (`SchedulerDriver.keptPlan`);
+    /// empty: every cache starts empty.
+    let keeps: [ObjectIdentifier: KeptCaches]
     private let planner: StagePlanner
     private let logger: Logger
     /// Stage files on their way to workers without a copy of the model, all at once.
@@ -73,9 +76,11 @@ final class StageLoader {
     let started = ContinuousClock.now
 
     /// Sends every worker of `pipeline` its stage of `ranges`.
-    init(planner: StagePlanner, pipeline: [WorkerLink], ranges: [Range<Int>], plan: UInt32, logger: Logger) throws(ClusterError) {
+    init(planner: StagePlanner, pipeline: [WorkerLink], ranges: [Range<Int>], plan: UInt32,
+         keeps: [ObjectIdentifier: KeptCaches] = [:], logger: Logger) throws(ClusterError) {
         self.plan = plan
         self.pipeline = pipeline
+        self.keeps = keeps
         self.planner = planner
         self.logger = logger
         for (i, (link, range)) in zip(pipeline, ranges).enumerated() {
@@ -85,7 +90,7 @@ final class StageLoader {
             link.streamed = false
         }
         for link in pipeline {
-            let message = try planner.assignment(link, stage: link.stage, of: pipeline, plan: plan)
+            let message = try planner.assignment(link, stage: link.stage, of: pipeline, plan: plan, keep: keeps[ObjectIdentifier(link)])
             do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
         }
     }
@@ -139,7 +144,8 @@ final class StageLoader {
         logger.info("streaming \(ByteProgress.size(stream.byteCount)) of layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)",
                     metadata: ["stage": "\(link.stage)", "worker": "\(link.endpoint)"])
         link.streamed = true
-        let message = try planner.assignment(link, stage: link.stage, of: pipeline, plan: plan, stageFileBytes: stream.byteCount)
+        let message = try planner.assignment(link, stage: link.stage, of: pipeline, plan: plan, stageFileBytes: stream.byteCount,
+                                             keep: keeps[ObjectIdentifier(link)])
         do { try link.send(.assign(message)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
         try stream.pump()
         return stream

@@ -1,5 +1,5 @@
 /// Activations body, shared by `.forward` and `.result`: requestID u64, lastRowsOnly bool,
-/// type u8, dim u32, entries (u16 count; each sequence u64, position u32, tokenCount u32),
+/// rebuild bool (false in a result), type u8, dim u32, entries (u16 count; each sequence u64, position u32, tokenCount u32),
 /// stageNanos (u16 count; each u64), payload (u32 length, rows × dim values as `type`).
 extension Activations {
     /// Sequence, position, token count.
@@ -8,6 +8,7 @@ extension Activations {
     func write(to w: inout ByteWriter) {
         w.u64(requestID)
         w.bool(lastRowsOnly)
+        w.bool(rebuild)
         w.u8(type.rawValue)
         w.u32(dim)
         for entry in entries.prefix(w.lengthPrefix(entries.count, .u16)) {
@@ -25,6 +26,8 @@ extension Activations {
     static func read(from r: inout ByteReader, _ kind: String, isResult: Bool) throws(WireError) -> Activations {
         let requestID = try r.u64(kind + ".requestID")
         let lastRowsOnly = try r.bool(kind + ".lastRowsOnly")
+        let rebuild = try r.bool(kind + ".rebuild")
+        guard !(rebuild && isResult) else { throw .invalidValue(field: kind + ".rebuild", reason: "a result rebuilds nothing") }
         let type = try r.enumeration(ActivationType.self, kind + ".type")
         let dim = Int(try r.u32(kind + ".dim"))
         guard dim >= 1 else { throw .invalidValue(field: kind + ".dim", reason: "must be at least 1") }
@@ -61,7 +64,7 @@ extension Activations {
             throw .invalidValue(field: kind + ".payload",
                                 reason: "\(payload.count) bytes, but \(rows) rows of \(dim) \(type) values take \(expected)")
         }
-        return Activations(requestID: requestID, lastRowsOnly: lastRowsOnly, type: type, dim: UInt32(dim),
+        return Activations(requestID: requestID, lastRowsOnly: lastRowsOnly, rebuild: rebuild, type: type, dim: UInt32(dim),
                            entries: entries, stageNanos: stageNanos, payload: Array(payload))
     }
 }

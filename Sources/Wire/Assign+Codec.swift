@@ -1,7 +1,9 @@
 /// Assign body: model identity, layerStart u32, layerEnd u32, layerCount u32, stageIndex u16,
 /// stageCount u16, contextLength u32, maxSequences u32, activationType u8, nextEndpoint string,
 /// nextCurvePublicKey (u8 length, 0 or 32 bytes), tensorDigests (u16 count; each a name string
-/// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64, plan u32.
+/// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64, plan u32, then the kept
+/// caches: fromPlan u32 (0: none, and nothing follows but zeros), rebuildStart u32, rebuildEnd
+/// u32, rebuildFromLog bool, sequences (u16 count; each sequence u64, length u32).
 extension Assign {
     func write(to w: inout ByteWriter) {
         model.write(to: &w)
@@ -21,6 +23,15 @@ extension Assign {
         }
         w.u64(stageFileBytes)
         w.u32(plan)
+        w.u32(keep?.fromPlan ?? 0)
+        w.u32(keep?.rebuildStart ?? 0)
+        w.u32(keep?.rebuildEnd ?? 0)
+        w.bool(keep?.rebuildFromLog ?? false)
+        let kept = keep?.sequences ?? []
+        for s in kept.prefix(w.lengthPrefix(kept.count, .u16)) {
+            w.u64(s.sequence)
+            w.u32(s.length)
+        }
     }
 
     static func read(from r: inout ByteReader) throws(WireError) -> Assign {
@@ -55,9 +66,39 @@ extension Assign {
         }
         let stageBytes = try r.u64("assign.stageFileBytes")
         let plan = try r.u32("assign.plan")
+        let fromPlan = try r.u32("assign.keep.fromPlan")
+        let rebuildStart = try r.u32("assign.keep.rebuildStart")
+        let rebuildEnd = try r.u32("assign.keep.rebuildEnd")
+        let fromLog = try r.bool("assign.keep.rebuildFromLog")
+        let keptCount = try r.count(.u16, limit: Wire.Limits.entries, minimumElementBytes: 12, "assign.keep.sequences.count")
+        var kept: [KeptCaches.Sequence] = []
+        kept.reserveCapacity(keptCount)
+        for i in 0 ..< keptCount {
+            let length = KeptCaches.Sequence(sequence: try r.u64("assign.keep.sequences[\(i)].sequence"),
+                                             length: try r.u32("assign.keep.sequences[\(i)].length"))
+            guard length.length <= contextLength else {
+                throw .invalidValue(field: "assign.keep.sequences[\(i)].length", reason: "\(length.length) positions exceed the context of \(contextLength)")
+            }
+            kept.append(length)
+        }
+        var keep: KeptCaches?
+        if fromPlan != 0 {
+            guard fromPlan < plan else {
+                throw .invalidValue(field: "assign.keep.fromPlan", reason: "plan \(fromPlan) is not earlier than the assignment's \(plan)")
+            }
+            guard rebuildStart >= rebuildEnd || (layerStart <= rebuildStart && rebuildEnd <= layerEnd) else {
+                throw .invalidValue(field: "assign.keep.rebuildEnd",
+                                    reason: "layers \(rebuildStart) ..< \(rebuildEnd) to rebuild are not the stage's (\(layerStart) ..< \(layerEnd))")
+            }
+            keep = KeptCaches(fromPlan: fromPlan, sequences: kept, rebuildStart: rebuildStart, rebuildEnd: rebuildEnd, rebuildFromLog: fromLog)
+        } else {
+            guard rebuildStart == 0, rebuildEnd == 0, !fromLog, kept.isEmpty else {
+                throw .invalidValue(field: "assign.keep.fromPlan", reason: "0 (nothing kept), but the rest of the kept caches is not empty")
+            }
+        }
         return Assign(model: model, layerStart: layerStart, layerEnd: layerEnd, layerCount: layerCount,
                       stageIndex: stageIndex, stageCount: stageCount, contextLength: contextLength,
                       maxSequences: maxSequences, activationType: type, nextEndpoint: nextEndpoint,
-                      nextCurvePublicKey: nextKey, tensorDigests: digests, stageFileBytes: stageBytes, plan: plan)
+                      nextCurvePublicKey: nextKey, tensorDigests: digests, stageFileBytes: stageBytes, plan: plan, keep: keep)
     }
 }

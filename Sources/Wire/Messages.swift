@@ -84,17 +84,50 @@ public struct Assign: Sendable, Equatable {
     /// the batch was sent under: a stage runs only forwards of its own plan, so that a batch
     /// still on its way under an old plan cannot touch the caches the new one is rebuilding.
     public var plan: UInt32
+    /// The KV caches this stage keeps from the worker's stage of an earlier plan, when a new
+    /// plan only moves the layers of a lost stage to a neighbour; nil: the caches start empty.
+    public var keep: KeptCaches?
 
     public init(model: ModelIdentity, layerStart: UInt32, layerEnd: UInt32, layerCount: UInt32, stageIndex: UInt16,
                 stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, activationType: ActivationType,
                 nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], tensorDigests: [TensorDigest] = [],
-                stageFileBytes: UInt64 = 0, plan: UInt32 = 0) {
+                stageFileBytes: UInt64 = 0, plan: UInt32 = 0, keep: KeptCaches? = nil) {
         self.model = model; self.layerStart = layerStart; self.layerEnd = layerEnd; self.layerCount = layerCount
         self.stageIndex = stageIndex; self.stageCount = stageCount; self.contextLength = contextLength
         self.maxSequences = maxSequences; self.activationType = activationType; self.nextEndpoint = nextEndpoint
         self.nextCurvePublicKey = nextCurvePublicKey; self.tensorDigests = tensorDigests; self.stageFileBytes = stageFileBytes
-        self.plan = plan
+        self.plan = plan; self.keep = keep
     }
+}
+
+/// What a stage of a new plan keeps of the worker's stage of an earlier one: the KV cache of
+/// the layers both hold, for the first `length` positions of each sequence named (every other
+/// sequence is dropped), and the activations it sent on for those positions. Layers new to the
+/// stage (`rebuildStart ..< rebuildEnd`, the layers of a lost stage) have their KV cache
+/// rebuilt for those positions: from the activations the stage logged, when the lost stage
+/// came after it (`rebuildFromLog`); otherwise from the rows the coordinator sends in
+/// `rebuild` forwards (the lost stage was the first: its input is the embedding).
+public struct KeptCaches: Sendable, Equatable {
+    public struct Sequence: Sendable, Equatable {
+        public var sequence: UInt64
+        /// Positions kept: those every stage has run.
+        public var length: UInt32
+        public init(sequence: UInt64, length: UInt32) { self.sequence = sequence; self.length = length }
+    }
+    /// The plan whose stage on this worker holds the caches (not 0).
+    public var fromPlan: UInt32
+    public var sequences: [Sequence]
+    public var rebuildStart: UInt32
+    public var rebuildEnd: UInt32
+    public var rebuildFromLog: Bool
+
+    public init(fromPlan: UInt32, sequences: [Sequence], rebuildStart: UInt32 = 0, rebuildEnd: UInt32 = 0, rebuildFromLog: Bool = false) {
+        self.fromPlan = fromPlan; self.sequences = sequences; self.rebuildStart = rebuildStart; self.rebuildEnd = rebuildEnd
+        self.rebuildFromLog = rebuildFromLog
+    }
+
+    /// The layers whose KV cache is rebuilt (empty: none).
+    public var rebuild: Range<Int> { Int(rebuildStart) ..< Int(max(rebuildStart, rebuildEnd)) }
 }
 
 /// The SHA-256 of one tensor's data bytes.
@@ -172,6 +205,10 @@ public struct Activations: Sendable, Equatable {
     public var requestID: UInt64
     /// Only the last row of each entry goes back to the coordinator (it samples from those).
     public var lastRowsOnly: Bool
+    /// A forward that rebuilds the KV cache of the layers a stage took over from a lost one
+    /// (`KeptCaches`): it runs those layers only, over positions the stage holds, and goes no
+    /// further. Never set in a result.
+    public var rebuild: Bool
     public var type: ActivationType
     /// Row length (the model's embedding size). At most 65536.
     public var dim: UInt32
@@ -183,9 +220,9 @@ public struct Activations: Sendable, Equatable {
     /// count in a result with `lastRowsOnly`).
     public var payload: [UInt8]
 
-    public init(requestID: UInt64, lastRowsOnly: Bool, type: ActivationType, dim: UInt32, entries: [Entry],
+    public init(requestID: UInt64, lastRowsOnly: Bool, rebuild: Bool = false, type: ActivationType, dim: UInt32, entries: [Entry],
                 stageNanos: [UInt64] = [], payload: [UInt8]) {
-        self.requestID = requestID; self.lastRowsOnly = lastRowsOnly; self.type = type; self.dim = dim
+        self.requestID = requestID; self.lastRowsOnly = lastRowsOnly; self.rebuild = rebuild; self.type = type; self.dim = dim
         self.entries = entries; self.stageNanos = stageNanos; self.payload = payload
     }
 

@@ -16,6 +16,13 @@ public final class Stage: @unchecked Sendable {
     /// Whether the compute threads block as soon as a batch has moved on.
     let parksBetweenBatches: Bool
 
+    /// The activations this stage sent on, by sequence: rows of `dim` floats, one per position.
+    /// If the next stage is lost, this stage takes over its layers and rebuilds their KV cache
+    /// from these (`KeptCaches`). Kept by every stage but the last, with f32 activations (the
+    /// rows the next stage received exactly).
+    private(set) var sentLog: [SequenceID: [Float]] = [:]
+    var logsOutput: Bool { !isLast && assign.activationType == .f32 }
+
     init(file: GGUFFile, assign: Assign, threads: Int, precision: Precision, sharedCores: Bool, kvPages: Int) throws(GGUFError) {
         self.assign = assign
         self.file = file
@@ -41,6 +48,82 @@ public final class Stage: @unchecked Sendable {
                                  pageCapacity: kvPages)
     }
 
+    /// Forgets a sequence: its KV cache and its log.
+    func release(_ sequence: SequenceID) {
+        cache.release(sequence)
+        sentLog[sequence] = nil
+    }
+
+    /// Takes over the caches `keep` names from `old`, this worker's stage of an earlier plan:
+    /// the KV cache of the layers both hold and the log of what was sent on, for the positions
+    /// kept. When the lost stage's layers came after `old`'s, rebuilds their KV cache from
+    /// `old`'s log (and the log of what this stage sends on from them).
+    func adopt(_ old: Stage, keep: KeptCaches) throws(WireErrorMessage) {
+        let lengths = Dictionary(keep.sequences.map { ($0.sequence, Int($0.length)) }, uniquingKeysWith: { a, _ in a })
+        do {
+            try cache.adopt(old.cache, layerOffset: old.layers.lowerBound - layers.lowerBound, lengths: lengths)
+        } catch {
+            throw WireErrorMessage(code: .outOfMemory, message: "stage \(assign.stageIndex) cannot keep the caches of plan \(keep.fromPlan): \(error)")
+        }
+        let dim = engine.config.dim
+        if old.layers.upperBound == layers.upperBound && logsOutput {
+            for (seq, n) in lengths { sentLog[seq] = old.sentLog[seq].map { Array($0.prefix(n * dim)) } }
+        }
+        guard keep.rebuildFromLog, !keep.rebuild.isEmpty else { return }
+        guard old.layers.upperBound == keep.rebuild.lowerBound, old.logsOutput else {
+            throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) has no log of what reaches layer \(keep.rebuild.lowerBound)")
+        }
+        // The log's rows, in chunks of at most 512 positions, through the layers taken over.
+        var pending = lengths.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { (sequence: $0.key, done: 0, length: $0.value) }
+        while !pending.isEmpty {
+            var batch: [BatchToken] = [], hidden: [Float] = [], runs: [(SequenceID, Range<Int>)] = []
+            while batch.count < 512, let i = pending.indices.first {
+                let p = pending[i], n = min(p.length - p.done, 512 - batch.count)
+                guard let log = old.sentLog[p.sequence], log.count >= (p.done + n) * dim else {
+                    throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) logged fewer than \(p.length) positions of sequence \(p.sequence)")
+                }
+                hidden += log[p.done * dim ..< (p.done + n) * dim]
+                batch += (p.done ..< p.done + n).map { BatchToken(sequence: p.sequence, position: $0) }
+                runs.append((p.sequence, p.done ..< p.done + n))
+                pending[i].done += n
+                if pending[i].done == p.length { pending.remove(at: i) }
+            }
+            do { try engine.forward(&hidden, batch: batch, cache: cache, layers: keep.rebuild, rebuilding: true) } catch {
+                throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) could not rebuild layers \(keep.rebuild): \(error.description)")
+            }
+            guard logsOutput else { continue }
+            var row = 0
+            for (seq, positions) in runs {
+                sentLog[seq, default: []] += hidden[row * dim ..< (row + positions.count) * dim]
+                row += positions.count
+            }
+        }
+    }
+
+    /// A `rebuild` forward: its rows run through the layers this stage took over, at positions
+    /// it holds, and go no further. A sequence it fails for is dropped, so that its next batch
+    /// fails rather than reading a cache that was not rebuilt.
+    private func rebuild(_ m: Activations) throws(WireErrorMessage) {
+        guard let keep = assign.keep, !keep.rebuild.isEmpty, !keep.rebuildFromLog else {
+            throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: "stage \(assign.stageIndex) has no layers to rebuild")
+        }
+        let dim = engine.config.dim
+        do throws(WireErrorMessage) {
+            guard Int(m.dim) == dim else { throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: "rebuild rows of \(m.dim) values; this model's are \(dim)") }
+            var hidden: [Float]
+            do { hidden = try ActivationCodec.decode(m.payload, as: m.type, count: m.rowCount * dim) } catch {
+                throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: error.description)
+            }
+            let batch = m.entries.flatMap { e in (0 ..< Int(e.tokenCount)).map { BatchToken(sequence: e.sequence, position: Int(e.position) + $0) } }
+            do { try engine.forward(&hidden, batch: batch, cache: cache, layers: keep.rebuild, rebuilding: true) } catch {
+                throw WireErrorMessage(code: .internal, requestID: m.requestID, message: "stage \(assign.stageIndex) could not rebuild layers \(keep.rebuild): \(error.description)")
+            }
+        } catch {
+            for e in m.entries { release(e.sequence) }
+            throw error
+        }
+    }
+
     /// Whether an assignment asks for exactly this stage's weights.
     func canKeepWeights(for a: Assign) -> Bool {
         a.model == assign.model && a.layerStart == assign.layerStart && a.layerEnd == assign.layerEnd
@@ -63,20 +146,28 @@ public final class Stage: @unchecked Sendable {
         let most = Int(a.maxSequences) * perSequence
         guard memoryLimit > 0 else { return (shape, most) }
         let headroom = headroomBytes(config: config)
+        // A page's cost counts the log of what the stage sends on for its positions, if it keeps one.
+        let logs = a.stageIndex + 1 < a.stageCount && a.activationType == .f32
+        let pageBytes = shape.bytes + (logs ? shape.rows * config.dim * 4 : 0)
         let left = Int(clamping: memoryLimit) - weightBytes - headroom
-        guard left >= perSequence * shape.bytes else {
+        guard left >= perSequence * pageBytes else {
             throw WireErrorMessage(code: .outOfMemory, message:
                 "layers \(a.layerStart)..<\(a.layerEnd) need \(weightBytes >> 20) MiB of weights, \(headroom >> 20) MiB of " +
-                "working memory and \((perSequence * shape.bytes) >> 20) MiB of KV cache for one sequence of \(a.contextLength) " +
+                "working memory and \((perSequence * pageBytes) >> 20) MiB of KV cache (and log) for one sequence of \(a.contextLength) " +
                 "tokens; the worker allows \(memoryLimit >> 20) MiB (\(limitSource))")
         }
-        return (shape, min(most, left / shape.bytes))
+        return (shape, min(most, left / pageBytes))
     }
 
     /// Runs the waiting messages through this stage's layers, as one batch where their
     /// sequences are distinct. Each message gets its own output (or error), in order.
     func run(_ messages: [Activations]) -> [Result<Activations, WireErrorMessage>] {
         var results: [Result<Activations, WireErrorMessage>] = []
+        // Rebuilds come before any batch of their plan, and answer only when they fail.
+        for m in messages where m.rebuild {
+            do throws(WireErrorMessage) { try rebuild(m) } catch { results.append(.failure(error)) }
+        }
+        let messages = messages.filter { !$0.rebuild }
         var group: [Activations] = []
         var groupSequences = Set<UInt64>()
         func flush() {
@@ -147,6 +238,7 @@ public final class Stage: @unchecked Sendable {
                                    message: "stage \(assign.stageIndex) (layers \(layers)): \(error.description)")
         }
         let nanos = DispatchTime.now().uptimeNanoseconds - start
+        if logsOutput { log(hidden, batch) }
 
         // Split the batch back into the messages it came from.
         var out: [Activations] = []
@@ -172,5 +264,23 @@ public final class Stage: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// Appends a batch's output rows to the log of what this stage sent on; a batch that
+    /// rewinds a sequence rewinds its log too.
+    private func log(_ hidden: [Float], _ batch: [BatchToken]) {
+        let dim = engine.config.dim
+        var row = 0
+        while row < batch.count {
+            let seq = batch[row].sequence, first = batch[row].position
+            var end = row + 1
+            while end < batch.count && batch[end].sequence == seq { end += 1 }
+            var rows = sentLog.removeValue(forKey: seq) ?? []
+            if rows.count > first * dim { rows.removeSubrange(first * dim ..< rows.count) }
+            // (A gap cannot happen: the KV cache refused the batch first.)
+            if rows.count == first * dim { rows += hidden[row * dim ..< end * dim] }
+            sentLog[seq] = rows
+            row = end
+        }
     }
 }

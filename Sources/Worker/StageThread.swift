@@ -152,6 +152,22 @@ final class StageThread: @unchecked Sendable {
             }
             return []
         case let .install(stage, report):
+            if let keep = stage.assign.keep {
+                // The caches go on from the stage of the plan before: it retires at once, so
+                // that no batch of its plan still on its way can run on it.
+                let started = ContinuousClock.now
+                do throws(WireErrorMessage) {
+                    guard let old = held.withLock({ $0[keep.fromPlan] }) else {
+                        throw WireErrorMessage(code: .notAssigned, message: "worker \(name) holds no stage of plan \(keep.fromPlan) to keep caches from")
+                    }
+                    try stage.adopt(old, keep: keep)
+                } catch {
+                    return [.loadFailed(error)]
+                }
+                held.withLock { $0 = $0.filter { $0.key >= stage.assign.plan } }
+                let rebuilt = keep.rebuildFromLog && !keep.rebuild.isEmpty ? ", layers \(keep.rebuild) rebuilt from the log" : ""
+                log("kept the caches of \(keep.sequences.count) sequences from plan \(keep.fromPlan)\(rebuilt) in \((ContinuousClock.now - started).milliseconds) ms")
+            }
             held.withLock { $0[stage.assign.plan] = stage }
             return [.loaded(stage.assign, report, nil)]
         case let .run(messages):
@@ -166,7 +182,7 @@ final class StageThread: @unchecked Sendable {
             }
             return outcomes
         case let .release(sequences):
-            for stage in held.withLock({ Array($0.values) }) { for s in sequences { stage.cache.release(s) } }
+            for stage in held.withLock({ Array($0.values) }) { for s in sequences { stage.release(s) } }
             return []
         case let .retire(plan):
             held.withLock { $0 = $0.filter { $0.key >= plan } }
@@ -250,7 +266,8 @@ final class StageThread: @unchecked Sendable {
             let budget = try Stage.kvBudget(config: config, layers: layers.count, assign: a, weightBytes: weightBytes,
                                             memoryLimit: memoryLimit, limitSource: settings.maxMemory > 0 ? "--max-memory" : "its memory")
             let kept = held.withLock { $0.values.first { $0.canKeepWeights(for: a) } }
-            if kept == nil, memoryLimit > 0, SystemInfo.residentBytes() + UInt64(weightBytes) > memoryLimit {
+            // (A stage that keeps the caches of the last one needs it until it is installed.)
+            if kept == nil, a.keep == nil, memoryLimit > 0, SystemInfo.residentBytes() + UInt64(weightBytes) > memoryLimit {
                 held.withLock { $0.removeAll() }
                 log("no room for the new layers beside the stage serving: it is dropped first")
             }

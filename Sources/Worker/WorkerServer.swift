@@ -304,7 +304,7 @@ public final class WorkerServer: @unchecked Sendable {
                     assignmentFailed(WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot connect to the next stage at \(a.nextEndpoint): \(error)"))
                     continue
                 }
-                protocolState.loaded()
+                protocolState.loaded(keepingCaches: a.keep != nil)
                 sendCoordinator(.loadReport(report))
             case let .loadFailed(error):
                 assignmentFailed(error)

@@ -131,10 +131,13 @@ package struct WorkerStateMachine {
     /// The stage file is on its way in chunks.
     package mutating func receiving() { phase = .receiving }
 
-    /// The last assignment's stage is loaded: its activations may run.
-    package mutating func loaded() {
+    /// The last assignment's stage is loaded: its activations may run. A stage that kept the
+    /// caches of an earlier plan's has retired it: batches of earlier plans are dropped.
+    package mutating func loaded(keepingCaches: Bool = false) {
         phase = .ready
-        if let plan { runnable.insert(plan) }
+        guard let plan else { return }
+        runnable.insert(plan)
+        if keepingCaches { runnable = runnable.filter { $0 >= plan } }
     }
 
     /// The assignment could not be carried out (the coordinator has been told why).

@@ -19,11 +19,13 @@ struct KVBudgetTests {
         let file = try GGUFFile(path: path)
         let config = try LlamaConfig(gguf: file)
         // Two stages of two layers; each worker's memory holds its weights, the headroom and
-        // pages for two sequences at full context (64 positions: 4 pages of 16).
+        // pages for two sequences at full context (64 positions: 4 pages of 16). The first
+        // stage's pages cost the log of the rows it sends on (f32) too.
         let shape = KVPageShape(layers: 2, kvDim: config.kvDim)
         let workers = try (0 ..< 2).map { i in
             let weights = try StageFile.tensorNames(in: file, layers: 2 * i ..< 2 * i + 2).reduce(0) { $0 + file.tensorInfo($1)!.byteCount }
-            let memory = Stage.headroomBytes(config: config) + weights + 8 * shape.bytes
+            let log = i == 0 ? shape.rows * config.dim * 4 : 0
+            let memory = Stage.headroomBytes(config: config) + weights + 8 * (shape.bytes + log)
             return try WorkerProcess(["--model", path, "--max-memory", "\(memory)"])
         }
         defer { workers.forEach { $0.kill() } }

@@ -252,6 +252,29 @@ import Testing
         #expect(tokens(answer(&s, resumed, token: 9))[1] == [9])
     }
 
+    /// A new plan that keeps the stages' caches: each sequence goes on from the positions every
+    /// stage had run (those of the batches that came back): one that had sampled runs its last
+    /// token at once, one in the middle of its prompt sends the rest of it.
+    @Test func aPlanThatKeepsTheCachesGoesOnWhereEveryStageWas() throws {
+        var s = scheduler(prefillChunk: 2)
+        try s.submit(1, promptIDs: [1, 2], options: greedy)
+        _ = answer(&s, try next(&s), token: 7)      // prompt → 7
+        try s.submit(2, promptIDs: [3, 4, 5, 6], options: greedy)
+        let b = try next(&s)                         // 7 at position 2; request 2's [3, 4]
+        _ = answer(&s, b, token: 8)                  // → 8; request 2 has 2 positions run
+        let lostInFlight = try next(&s)              // 8 at 3, request 2's [5, 6]: lost
+        #expect(lostInFlight.entries.count == 2)
+        s.pipelineLost()
+        #expect(s.kept().map(\.tokens.count) == [3, 2])
+        #expect(s.kept().first.map { Array($0.tokens) } == [1, 2, 7])
+        let (d, release) = s.resume(stages: [.init(endpoint: "tcp://kept", pages: 100, pageRows: 16)], plan: 2, kept: true)
+        #expect(d.isEmpty && release.isEmpty)
+        let resumed = try next(&s)
+        #expect(resumed.entries == [.init(sequence: 1, position: 3, tokenCount: 1), .init(sequence: 2, position: 2, tokenCount: 2)])
+        #expect(resumed.tokens == [8, 5, 6])
+        #expect(Set(s.toSample(resumed.id)) == [1, 2])
+    }
+
     /// A new plan whose KV caches hold fewer sequences: the older ones keep running, the others
     /// wait at the head of the line, and resume where they were once pages free up.
     @Test func sequencesTheNewPlanCannotHoldWait() throws {
@@ -262,8 +285,9 @@ import Testing
         _ = answer(&s, try next(&s), token: 7)
         s.pipelineLost()
         // 20 positions each: 2 pages of 16; the new stage has 2 pages in all.
-        _ = s.resume(stages: [.init(endpoint: "tcp://small", pages: 2, pageRows: 16)], plan: 2)
+        let (_, release) = s.resume(stages: [.init(endpoint: "tcp://small", pages: 2, pageRows: 16)], plan: 2)
         #expect(s.running == 1 && s.waitingCount == 1)
+        #expect(release.count == 1)  // the one that waits starts over under a new sequence
         var seen: [RequestID: [Int32]] = [:]
         while let b = s.nextBatchToSend() {
             for (r, t) in tokens(answer(&s, b, token: 9)) { seen[r, default: []] += t }

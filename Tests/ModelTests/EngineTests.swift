@@ -185,6 +185,65 @@ struct EngineTests {
         #expect(again.count == last.count)
         #expect(zip(again, last).count { $0.bitPattern != $1.bitPattern } == 0, "logits that differ")
     }
+
+    /// A stage lost, its layers taken over by a neighbour that keeps its own KV cache and
+    /// rebuilds only the lost layers' (`KVCacheStore.adopt`, `forward(…, rebuilding:)`): from
+    /// the rows the neighbour sent the lost stage (it came after), or from the embeddings (it
+    /// was the first). The next token's logits are bit-identical to the pipeline undisturbed.
+    @Test(arguments: [true, false])
+    func keptCachesRebuildTheLostLayers(lostCameAfter: Bool) throws {
+        let gguf = try GGUFFile(path: TestPaths.defaultModel)
+        let config = try LlamaConfig(gguf: gguf)
+        let n = config.nLayers, cut = n / 2
+        func engine(_ layers: Range<Int>, ends: Bool) throws -> LlamaEngine {
+            LlamaEngine(weights: try LlamaWeights(gguf: gguf, layers: layers, embedding: ends, head: ends, precision: .fast), threads: 2)
+        }
+        let full = try engine(0 ..< n, ends: true)
+        let first = try engine(0 ..< cut, ends: false), second = try engine(cut ..< n, ends: false)
+        let tokens: [Int32] = [1, 504, 3458, 2723, 28, 253, 1345, 314, 16007, 30, 2, 198, 1, 520, 17]
+        let history = Array(tokens.dropLast()), positions = (0 ..< history.count).map { BatchToken(sequence: 7, position: $0) }
+        // Undisturbed: two stages, the history in two batches, then the last token.
+        let caches = (first.makeCache(maxSequences: 2, contextLength: 64), second.makeCache(maxSequences: 2, contextLength: 64))
+        var sent: [Float] = []
+        for part in [0 ..< 9, 9 ..< history.count] {
+            var x = try full.embed(Array(history[part]))
+            try first.forward(&x, batch: Array(positions[part]), cache: caches.0)
+            sent += x
+            try second.forward(&x, batch: Array(positions[part]), cache: caches.1)
+        }
+        var x = try full.embed([tokens.last!])
+        let next = [BatchToken(sequence: 7, position: history.count)]
+        try first.forward(&x, batch: next, cache: caches.0)
+        try second.forward(&x, batch: next, cache: caches.1)
+        let undisturbed = try full.logits(x, rows: [0])
+
+        // The survivor takes every layer, keeps its cache (and, as a decode step had started,
+        // one position too many, which it leaves behind) and rebuilds the lost layers'.
+        let heir = try engine(0 ..< n, ends: false)
+        let cache = heir.makeCache(maxSequences: 2, contextLength: 64)
+        var input: [Float]
+        if lostCameAfter {
+            try cache.adopt(caches.0, layerOffset: 0, lengths: [7: history.count])
+            input = sent
+            try heir.forward(&input, batch: positions, cache: cache, layers: cut ..< n, rebuilding: true)
+        } else {
+            try cache.adopt(caches.1, layerOffset: cut, lengths: [7: history.count])
+            input = try full.embed(history)
+            try heir.forward(&input, batch: positions, cache: cache, layers: 0 ..< cut, rebuilding: true)
+        }
+        #expect(cache.count(of: 7) == history.count)
+        var y = try full.embed([tokens.last!])
+        try heir.forward(&y, batch: next, cache: cache)
+        let recovered = try full.logits(y, rows: [0])
+        #expect(zip(recovered, undisturbed).count { $0.bitPattern != $1.bitPattern } == 0, "logits that differ")
+        // A position the old cache never held cannot be kept.
+        let other = heir.makeCache(maxSequences: 2, contextLength: 64)
+        #expect(throws: KVCacheError.self) { try other.adopt(caches.0, layerOffset: 0, lengths: [7: history.count + 2]) }
+        #expect(throws: InferenceError.self) {
+            var z = try full.embed([tokens[0]])
+            try heir.forward(&z, batch: [BatchToken(sequence: 9, position: 0)], cache: cache, rebuilding: true)
+        }
+    }
 }
 
 /// What the loader refuses, by name.

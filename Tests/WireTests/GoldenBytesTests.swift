@@ -5,9 +5,9 @@ import Testing
 /// any change to the layout fails here. The helpers only spell out bytes; nothing here calls
 /// the encoder to produce an expectation.
 @Suite struct GoldenBytesTests {
-    /// The header for protocol version 3: magic, version, kind, flags 0, body length.
+    /// The header for protocol version 4: magic, version, kind, flags 0, body length.
     private func header(_ kind: UInt8, _ bodyLength: UInt8) -> [UInt8] {
-        [0x53, 0x54, 0x52, 0x41, 0x03, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
+        [0x53, 0x54, 0x52, 0x41, 0x04, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
     }
 
     private func check(_ message: WireMessage, _ expected: [UInt8]) throws {
@@ -40,8 +40,9 @@ import Testing
             model: ModelIdentity(sha256: [UInt8](repeating: 0x11, count: 32), byteCount: 5, name: "a"),
             layerStart: 2, layerEnd: 4, layerCount: 30, stageIndex: 1, stageCount: 3, contextLength: 2048,
             maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1",
-            tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102, plan: 7))
-        let expected: [UInt8] = header(2, 131)
+            tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102, plan: 7,
+            keep: KeptCaches(fromPlan: 6, sequences: [.init(sequence: 9, length: 40)], rebuildStart: 2, rebuildEnd: 3, rebuildFromLog: true)))
+        let expected: [UInt8] = header(2, 158)
             + [0x20] + [UInt8](repeating: 0x11, count: 32)      // model.sha256
             + [0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // model.byteCount 5
             + [0x01, 0x00, 0x61]                                // model.name "a"
@@ -59,6 +60,12 @@ import Testing
             + [0x20] + [UInt8](repeating: 0x22, count: 32)      //   sha256
             + [0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // stageFileBytes 0x0102
             + [0x07, 0x00, 0x00, 0x00]                          // plan 7
+            + [0x06, 0x00, 0x00, 0x00]                          // keep.fromPlan 6
+            + [0x02, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00]  // keep.rebuildStart 2, rebuildEnd 3
+            + [0x01]                                            // keep.rebuildFromLog true
+            + [0x01, 0x00]                                      // keep.sequences: 1
+            + [0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  //   sequence 9
+            + [0x28, 0x00, 0x00, 0x00]                          //   length 40
         try check(message, expected)
     }
 
@@ -95,9 +102,10 @@ import Testing
             requestID: 7, lastRowsOnly: false, type: .f16, dim: 2,
             entries: [.init(sequence: 3, position: 5, tokenCount: 1)], stageNanos: [100],
             payload: [0x00, 0x3C, 0x00, 0xC0]))
-        let expected: [UInt8] = header(5, 50)
+        let expected: [UInt8] = header(5, 51)
             + [0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // requestID 7
             + [0x00]                                            // lastRowsOnly false
+            + [0x00]                                            // rebuild false
             + [0x01]                                            // type f16
             + [0x02, 0x00, 0x00, 0x00]                          // dim 2
             + [0x01, 0x00]                                      // entries: 1
@@ -116,9 +124,10 @@ import Testing
         let message = WireMessage.result(Activations(
             requestID: 7, lastRowsOnly: true, type: .f32, dim: 1,
             entries: [.init(sequence: 3, position: 5, tokenCount: 4)], payload: [0x00, 0x00, 0x80, 0x3F]))
-        let expected: [UInt8] = header(6, 42)
+        let expected: [UInt8] = header(6, 43)
             + [0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // requestID 7
             + [0x01]                                            // lastRowsOnly true
+            + [0x00]                                            // rebuild false
             + [0x00]                                            // type f32
             + [0x01, 0x00, 0x00, 0x00]                          // dim 1
             + [0x01, 0x00]                                      // entries: 1
@@ -169,7 +178,7 @@ import Testing
 
     @Test func constants() {
         #expect(Wire.magic == [0x53, 0x54, 0x52, 0x41])
-        #expect(Wire.protocolVersion == 3)
+        #expect(Wire.protocolVersion == 4)
         #expect(Wire.headerBytes == 12)
         #expect(Wire.maxFrameBytes == 285_212_672)
         #expect(Wire.maxPayloadBytes == 268_435_456)

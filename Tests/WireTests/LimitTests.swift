@@ -22,7 +22,7 @@ import Testing
         #expect(decodeError(frame(kind: 4, body: chunkHead + le32(16 << 20) + [1, 2]))
             == .truncated(field: "weightChunk.data", needed: 16 << 20, available: 2))
 
-        let forwardHead = le64(1) + [0, 0] + le32(8)
+        let forwardHead = le64(1) + [0, 0, 0] + le32(8)
         #expect(decodeError(frame(kind: 5, body: forwardHead + le16(0xFFFF)))
             == .limitExceeded(field: "forward.entries.count", value: 65535, limit: 4096))
         #expect(decodeError(frame(kind: 5, body: forwardHead + le16(4096)))
@@ -87,7 +87,7 @@ import Testing
     }
 
     @Test func rowsAndDim() {
-        let head = le64(1) + [0, 0]
+        let head = le64(1) + [0, 0, 0]
         let twoBigEntries = le16(2) + le64(1) + le32(0) + le32(40000) + le64(2) + le32(0) + le32(40000)
         let error = decodeError(frame(kind: 5, body: head + le32(1) + twoBigEntries))
         #expect(error == .limitExceeded(field: "forward.rows", value: 80000, limit: 65536))
@@ -108,7 +108,7 @@ import Testing
     /// the size check could be fooled.
     @Test func largestShapeIsBoundedByThePayloadLimit() {
         let entries = le16(1) + le64(1) + le32(0) + le32(65536)
-        let body = le64(1) + [0, 0] + le32(65536) + entries + le16(0) + le32(UInt32(Wire.maxPayloadBytes + 1))
+        let body = le64(1) + [0, 0, 0] + le32(65536) + entries + le16(0) + le32(UInt32(Wire.maxPayloadBytes + 1))
         #expect(decodeError(frame(kind: 5, body: body))
             == .limitExceeded(field: "forward.payload", value: Wire.maxPayloadBytes + 1, limit: Wire.maxPayloadBytes))
     }

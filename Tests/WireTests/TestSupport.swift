@@ -56,7 +56,9 @@ enum Samples {
                                nextEndpoint: "tcp://10.0.0.2:7000", nextCurvePublicKey: [UInt8](repeating: 7, count: 32),
                                tensorDigests: [TensorDigest(name: "blk.10.attn_q.weight", sha256: [UInt8](repeating: 0xC3, count: 32)),
                                                TensorDigest(name: "rope_freqs.weight", sha256: (0 ..< 32).map { UInt8(255 - $0) })],
-                               stageFileBytes: 1 << 33)
+                               stageFileBytes: 1 << 33, plan: 9,
+                               keep: KeptCaches(fromPlan: 8, sequences: [.init(sequence: 1, length: 4096), .init(sequence: .max, length: 0)],
+                                                rebuildStart: 15, rebuildEnd: 20, rebuildFromLog: true))
 
     static let forward: Activations = {
         let values = (0 ..< 3 * 32).map { Float($0) * 0.25 - 7 }
@@ -84,6 +86,8 @@ enum Samples {
         .weightChunk(WeightChunk(offset: 5, totalBytes: 5, data: [])),
         .forward(forward),
         .forward(Activations(requestID: 0, lastRowsOnly: false, type: .f32, dim: 1, entries: [], payload: [])),
+        .forward(Activations(requestID: 3 << 32, lastRowsOnly: false, rebuild: true, type: .f32, dim: 1,
+                             entries: [.init(sequence: 4, position: 0, tokenCount: 2)], payload: ActivationCodec.encode([1, 2], as: .f32))),
         .result(result),
         .release([1, 2, .max]),
         .release([]),

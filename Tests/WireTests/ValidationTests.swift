@@ -20,6 +20,28 @@ import Testing
         #expect(decodeError(wrongCRC) == .checksumMismatch(expected: 0xCBF4_3926 ^ 0x80, got: 0xCBF4_3926))
     }
 
+    /// Kept caches come from an earlier plan and rebuild only the stage's own layers; with
+    /// nothing kept, nothing else of them may be set.
+    @Test func keptCachesAreChecked() {
+        func assign(_ keep: KeptCaches?, plan: UInt32 = 5) -> [UInt8] {
+            WireMessage.assign(Assign(model: ModelIdentity(sha256: [UInt8](repeating: 1, count: 32), byteCount: 1, name: "m"),
+                                      layerStart: 10, layerEnd: 20, layerCount: 30, stageIndex: 0, stageCount: 2, contextLength: 64,
+                                      maxSequences: 4, activationType: .f32, nextEndpoint: "", plan: plan, keep: keep)).encoded()
+        }
+        let one = [KeptCaches.Sequence(sequence: 1, length: 12)]
+        #expect(decodeError(assign(KeptCaches(fromPlan: 4, sequences: one, rebuildStart: 15, rebuildEnd: 20, rebuildFromLog: true))) == nil)
+        #expect(decodeError(assign(KeptCaches(fromPlan: 5, sequences: one)))
+            == .invalidValue(field: "assign.keep.fromPlan", reason: "plan 5 is not earlier than the assignment's 5"))
+        #expect(decodeError(assign(KeptCaches(fromPlan: 4, sequences: one, rebuildStart: 5, rebuildEnd: 12)))
+            == .invalidValue(field: "assign.keep.rebuildEnd", reason: "layers 5 ..< 12 to rebuild are not the stage's (10 ..< 20)"))
+        #expect(decodeError(assign(KeptCaches(fromPlan: 4, sequences: [.init(sequence: 1, length: 65)])))
+            == .invalidValue(field: "assign.keep.sequences[0].length", reason: "65 positions exceed the context of 64"))
+        var nothingKept = assign(nil)
+        nothingKept[nothingKept.count - 3] = 1  // rebuildFromLog, with fromPlan 0
+        #expect(decodeError(nothingKept)
+            == .invalidValue(field: "assign.keep.fromPlan", reason: "0 (nothing kept), but the rest of the kept caches is not empty"))
+    }
+
     @Test func chunkMustLieInsideTheFile() {
         let data: [UInt8] = [1, 2, 3, 4]
         let body = { (offset: UInt64, total: UInt64) in le64(offset) + le64(total) + le32(CRC32.checksum(data)) + le32(4) + data }
@@ -35,13 +57,13 @@ import Testing
 
     @Test func payloadSizeMustMatchRowsTimesDim() {
         // Two rows of 2 f16 values take 8 bytes.
-        let head = le64(1) + [0, 1] + le32(2) + le16(1) + le64(1) + le32(0) + le32(2) + le16(0)
+        let head = le64(1) + [0, 0, 1] + le32(2) + le16(1) + le64(1) + le32(0) + le32(2) + le16(0)
         #expect(decodeError(frame(kind: 5, body: head + le32(8) + [UInt8](repeating: 0, count: 8))) == nil)
         let error = decodeError(frame(kind: 5, body: head + le32(6) + [UInt8](repeating: 0, count: 6)))
         #expect(error == .invalidValue(field: "forward.payload", reason: "6 bytes, but 2 rows of 2 f16 values take 8"))
 
         // Last rows only: one row per entry.
-        let last = le64(1) + [1, 0] + le32(2) + le16(1) + le64(1) + le32(0) + le32(5) + le16(0)
+        let last = le64(1) + [1, 0, 0] + le32(2) + le16(1) + le64(1) + le32(0) + le32(5) + le16(0)
         #expect(decodeError(frame(kind: 6, body: last + le32(8) + [UInt8](repeating: 0, count: 8))) == nil)
         #expect(decodeError(frame(kind: 6, body: last + le32(40) + [UInt8](repeating: 0, count: 40)))
             == .invalidValue(field: "result.payload", reason: "40 bytes, but 1 rows of 2 f32 values take 8"))
@@ -53,7 +75,7 @@ import Testing
     }
 
     @Test func q8NeedsDimMultipleOf32() {
-        let head = le64(1) + [0, 3]
+        let head = le64(1) + [0, 0, 3]
         #expect(decodeError(frame(kind: 5, body: head + le32(48)))
             == .invalidValue(field: "forward.dim", reason: "48 is not a multiple of 32, which q8_0 needs"))
         let ok = head + le32(64) + le16(1) + le64(1) + le32(0) + le32(1) + le16(0) + le32(68) + [UInt8](repeating: 0, count: 68)
@@ -82,8 +104,13 @@ import Testing
             == .invalidValue(field: "loadReport.status", reason: "unknown value 3"))
         #expect(decodeError(frame(kind: 5, body: le64(1) + [2]))
             == .invalidValue(field: "forward.lastRowsOnly", reason: "2 is not a bool (0 or 1)"))
-        #expect(decodeError(frame(kind: 5, body: le64(1) + [0, 4]))
+        #expect(decodeError(frame(kind: 5, body: le64(1) + [0, 2]))
+            == .invalidValue(field: "forward.rebuild", reason: "2 is not a bool (0 or 1)"))
+        #expect(decodeError(frame(kind: 5, body: le64(1) + [0, 0, 4]))
             == .invalidValue(field: "forward.type", reason: "unknown value 4"))
+        // A result rebuilds nothing.
+        #expect(decodeError(frame(kind: 6, body: le64(1) + [0, 1]))
+            == .invalidValue(field: "result.rebuild", reason: "a result rebuilds nothing"))
     }
 
     @Test func invalidUTF8() {

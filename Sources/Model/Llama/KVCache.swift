@@ -173,6 +173,61 @@ public final class KVCacheStore {
         free += cache.removePages(from: shape.pages(for: cache.count))
     }
 
+    /// Takes over the caches of `old`, a store of the same sequences for fewer of this stage's
+    /// layers (old layer `l` is layer `l + layerOffset` here): the first `length` positions of
+    /// each sequence in `lengths` are copied; every other sequence, and every later position, is
+    /// left behind. The other layers' rows at those positions hold nothing meaningful until
+    /// they are rebuilt (`LlamaEngine.forward(…, rebuilding:)`). Throws, changing nothing, when
+    /// `old` lacks a position asked for or the pages do not fit.
+    public func adopt(_ old: KVCacheStore, layerOffset: Int, lengths: [SequenceID: Int]) throws(KVCacheError) {
+        precondition(old.shape.rows == shape.rows && old.shape.kvDim == shape.kvDim && old.type == type
+                     && layerOffset >= 0 && layerOffset + old.layerCount <= layerCount, "incompatible KV cache stores")
+        var need = 0
+        for (seq, n) in lengths {
+            guard n <= old.count(of: seq) else { throw .positionGap(sequence: seq, position: n, expected: old.count(of: seq)) }
+            guard n <= contextLength else { throw .contextOverflow(sequence: seq, needed: n, contextLength: contextLength) }
+            need += shape.pages(for: n) - (sequences[seq]?.pageCount ?? 0)
+        }
+        guard lengths.count <= maxSequences else { throw .tooManySequences(limit: maxSequences) }
+        guard need <= freePages else { throw .outOfPages(needed: need, free: freePages, pageRows: shape.rows) }
+        for seq in Array(sequences.keys) where lengths[seq] == nil { release(seq) }
+        let layerBytes = shape.rows * shape.rowBytes
+        for (seq, n) in lengths {
+            let from = old.sequences[seq]!
+            let to = sequences[seq] ?? SequenceCache(shape: shape, contextLength: contextLength)
+            sequences[seq] = to
+            truncate(seq, to: n)
+            while to.pageCount < shape.pages(for: n) { to.append(page: takePage()) }
+            for page in 0 ..< shape.pages(for: n) {
+                let source = from.pageTable[page]!, target = UnsafeMutableRawPointer(mutating: to.pageTable[page]!)
+                for l in 0 ..< old.layerCount {
+                    (target + shape.keyOffset(layer: l + layerOffset)).copyMemory(from: source + old.shape.keyOffset(layer: l), byteCount: layerBytes)
+                    (target + shape.valueOffset(layer: l + layerOffset)).copyMemory(from: source + old.shape.valueOffset(layer: l), byteCount: layerBytes)
+                }
+            }
+            to.setCount(n)
+        }
+    }
+
+    /// Keeps the first `length` positions of each sequence in `lengths` and drops the rest, and
+    /// every other sequence.
+    public func keep(_ lengths: [SequenceID: Int]) {
+        for seq in Array(sequences.keys) {
+            if let n = lengths[seq] { truncate(seq, to: n) } else { release(seq) }
+        }
+    }
+
+    /// The caches of a batch that rewrites positions every sequence already holds (a rebuild of
+    /// some of the layers): nothing is taken, rewound or committed.
+    func existing(_ batch: [BatchToken]) throws(KVCacheError) -> [SequenceCache] {
+        try batch.map { t throws(KVCacheError) in
+            guard let cache = sequences[t.sequence], t.position >= 0, t.position < cache.count else {
+                throw .positionGap(sequence: t.sequence, position: t.position, expected: count(of: t.sequence))
+            }
+            return cache
+        }
+    }
+
     /// Pages in use by sequences.
     public var pagesInUse: Int { made.count - free.count }
     public var freePages: Int { pageCapacity - pagesInUse }

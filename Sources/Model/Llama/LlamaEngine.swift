@@ -85,8 +85,11 @@ public final class LlamaEngine {
     // MARK: Decoder layers
 
     /// Runs `layers` (by default all this stage holds) over `hidden`, (batch.count, dim), in place,
-    /// reading and extending each sequence's KV cache.
-    public func forward(_ hidden: inout [Float], batch: [BatchToken], cache: KVCacheStore, layers: Range<Int>? = nil) throws(InferenceError) {
+    /// reading and extending each sequence's KV cache. `rebuilding`: the positions are ones the
+    /// cache holds, and only `layers`' rows of them are written again (the layers a stage took
+    /// over from a lost one); the cache neither grows nor rewinds.
+    public func forward(_ hidden: inout [Float], batch: [BatchToken], cache: KVCacheStore, layers: Range<Int>? = nil,
+                        rebuilding: Bool = false) throws(InferenceError) {
         let layers = layers ?? weights.layerRange
         guard !batch.isEmpty else { throw .emptyBatch }
         guard layers.lowerBound >= weights.layerRange.lowerBound, layers.upperBound <= weights.layerRange.upperBound else {
@@ -94,7 +97,7 @@ public final class LlamaEngine {
         }
         guard hidden.count == batch.count * config.dim else { throw .hiddenSize(expected: batch.count * config.dim, got: hidden.count) }
         let caches: [SequenceCache]
-        do { caches = try cache.prepare(batch) } catch { throw .cache(error) }
+        do { caches = rebuilding ? try cache.existing(batch) : try cache.prepare(batch) } catch { throw .cache(error) }
         hidden.withUnsafeMutableBufferPointer { x in
             let positions = batch.map(\.position)
             fillRopeTables(positions)
@@ -102,7 +105,7 @@ public final class LlamaEngine {
                 layer(l, x: x.baseAddress!, positions: positions, caches: caches)
             }
         }
-        cache.commit(batch)
+        if !rebuilding { cache.commit(batch) }
     }
 
     private func fillRopeTables(_ positions: [Int]) {
