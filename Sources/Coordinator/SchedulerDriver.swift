@@ -83,6 +83,10 @@ final class SchedulerDriver: @unchecked Sendable {
         self.door = door
         self.context = context
         pipeline = links.filter { !$0.standby }
+        for (i, link) in pipeline.enumerated() {
+            link.servingLayers = link.layers
+            link.logPoints = i + 1 < pipeline.count && planner.settings.activationType == .f32 ? [link.layers.upperBound] : []
+        }
         self.planner = planner
         self.head = head
         settings = planner.settings
@@ -307,11 +311,14 @@ final class SchedulerDriver: @unchecked Sendable {
     private func lost(_ link: WorkerLink, _ reason: String) {
         link.hello = nil
         link.greeted = .now
+        // Whatever it held is gone (if it comes back, it starts afresh).
+        let layers = link.servingLayers
+        (link.servingLayers, link.logPoints) = (0 ..< 0, [])
         let serving = pipeline.contains { $0 === link }
         logger.warning("worker lost: \(reason)", metadata: ["stage": "\(link.stage)", "worker": "\(link.endpoint)"])
         guard serving || loader?.has(link) == true else { return }
         replan(because: "worker \(link.endpoint) (stage \(link.stage), layers \(link.layers.lowerBound)-\(link.layers.upperBound - 1)) was lost: \(reason)",
-               live: !serving && isServing, lost: serving ? link : nil)
+               live: !serving && isServing, lost: serving ? (link, layers) : nil)
     }
 
     /// The plan serving is whole (no stage lost, a plan fits).
@@ -389,9 +396,11 @@ final class SchedulerDriver: @unchecked Sendable {
     /// pipeline serves, and sequences switch over once it is loaded (`finishPlan`); a live plan
     /// that would change nothing, or does not fit, is dropped and the serving one goes on.
     ///
-    /// A stage `lost` from a plan that was serving whole, with no plan loading beside it, is
-    /// replaced by a plan that keeps the caches where it can (`keptPlan`).
-    private func replan(because reason: String, live: Bool = false, lost: WorkerLink? = nil) {
+    /// A stage `lost` (its worker and layers) from a plan that was serving whole, with no plan
+    /// loading beside it, is replaced by a plan that keeps the other stages' layers, where it
+    /// can (`keptPlan`). Every other plan that stops the pipeline keeps what caches it can of
+    /// the plan serving (`keeping`).
+    private func replan(because reason: String, live: Bool = false, lost: (link: WorkerLink, layers: Range<Int>)? = nil) {
         let wasWhole = isServing && loader == nil
         loader = nil
         rebuildFirst = nil
@@ -403,12 +412,12 @@ final class SchedulerDriver: @unchecked Sendable {
             shared.withLock { $0.health = .recovering(reason) }
         }
         isUnavailable = false
-        if wasWhole, let lost, let kept = keptPlan(without: lost) {
+        if wasWhole, let lost, let kept = keptPlan(without: lost.link, layers: lost.layers) {
             do throws(ClusterError) {
                 loader = try StageLoader(planner: planner, pipeline: kept.members, ranges: kept.ranges, plan: plan, keeps: kept.keeps, logger: logger)
                 rebuildFirst = kept.rebuildFirst
                 let layers = kept.ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")
-                logger.notice("plan \(plan): \(kept.members.count) stages, layers \(layers); the caches are kept and \(kept.members[kept.heir].endpoint) rebuilds layers \(lost.layers.lowerBound)-\(lost.layers.upperBound - 1) (\(reason))")
+                logger.notice("plan \(plan): \(kept.members.count) stages, layers \(layers); the other stages keep their caches (\(reason))")
                 return
             } catch {
                 logger.warning("cannot keep the caches (\(error.description)); cutting the model afresh")
@@ -423,7 +432,9 @@ final class SchedulerDriver: @unchecked Sendable {
         let strategy = members.map(ObjectIdentifier.init) == given.map(ObjectIdentifier.init) ? settings.partition : .memory
         do throws(ClusterError) {
             let ranges = try planner.ranges(for: members, strategy: strategy)
-            loader = try StageLoader(planner: planner, pipeline: members, ranges: ranges, plan: plan, logger: logger)
+            let kept = live ? nil : keeping(members, ranges)
+            loader = try StageLoader(planner: planner, pipeline: members, ranges: ranges, plan: plan, keeps: kept?.keeps ?? [:], logger: logger)
+            rebuildFirst = kept?.rebuildFirst
             logger.notice("plan \(plan): \(members.count) stages, layers \(ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")) (\(reason))")
         } catch {
             guard live else { return unavailable(error) }
@@ -432,35 +443,74 @@ final class SchedulerDriver: @unchecked Sendable {
         }
     }
 
-    /// A plan that moves the layers of `lost`, a stage of the plan serving, to a neighbour, and
-    /// keeps every other layer where it is: the previous stage takes them, or for the first
-    /// stage, the next one. Every stage keeps its KV caches (the positions all stages have run),
-    /// and the heir rebuilds the lost layers': from the log of what it sent the lost stage, or
-    /// for the first stage, from the embeddings (`rebuildFirst`). Nil when that does not fit
-    /// the heir's memory, activations are not f32 (only f32 rows are logged), another worker is
-    /// gone too, or a standby waits to take the lost worker's place.
-    private func keptPlan(without lost: WorkerLink)
-        -> (members: [WorkerLink], ranges: [Range<Int>], heir: Int, keeps: [ObjectIdentifier: KeptCaches], rebuildFirst: Range<Int>?)? {
-        guard settings.activationType == .f32, !keepingFailed, pipeline.count >= 2,
-              let k = pipeline.firstIndex(where: { $0 === lost }) else { return nil }
-        let members = pipeline.filter { $0 !== lost }
-        let standbyWaits = links.contains { link in link.standby && link.hello != nil && link.refused == nil && !pipeline.contains { $0 === link } }
-        guard members.allSatisfy({ $0.hello != nil }), !standbyWaits else { return nil }
-        let heir = max(k - 1, 0)
-        var ranges = members.map(\.layers)
-        ranges[heir] = min(ranges[heir].lowerBound, lost.layers.lowerBound) ..< max(ranges[heir].upperBound, lost.layers.upperBound)
+    /// A plan for the loss of `lost`, a stage of the plan serving, that keeps every other
+    /// stage's layers and caches: a standby waiting takes the lost layers, or else the
+    /// neighbour before (for the first stage, the one after) takes them on, if its memory
+    /// holds them. Nil when neither works out (`keeping`), or another worker is gone too.
+    private func keptPlan(without lost: WorkerLink, layers lostLayers: Range<Int>)
+        -> (members: [WorkerLink], ranges: [Range<Int>], keeps: [ObjectIdentifier: KeptCaches], rebuildFirst: Range<Int>?)? {
+        guard pipeline.count >= 2, let k = pipeline.firstIndex(where: { $0 === lost }) else { return nil }
+        var members = members()
+        var ranges: [Range<Int>]
+        if members.count == pipeline.count {
+            // A standby in the lost one's place.
+            ranges = pipeline.map { $0 === lost ? lostLayers : $0.servingLayers }
+        } else {
+            members = pipeline.filter { $0 !== lost }
+            ranges = members.map(\.servingLayers)
+            let heir = max(k - 1, 0)
+            ranges[heir] = min(ranges[heir].lowerBound, lostLayers.lowerBound) ..< max(ranges[heir].upperBound, lostLayers.upperBound)
+        }
+        guard members.allSatisfy({ $0.hello != nil }) else { return nil }
         do { _ = try planner.ranges(for: members, strategy: .explicit(ranges)) } catch {
             logger.info("the caches cannot be kept: \(error.description)")
             return nil
         }
-        let lengths = shared.withLock { $0.scheduler.kept() }.map { KeptCaches.Sequence(sequence: $0.sequence, length: UInt32($0.tokens.count)) }
+        guard let kept = keeping(members, ranges) else { return nil }
+        return (members, ranges, kept.keeps, kept.rebuildFirst)
+    }
+
+    /// What each stage of a plan of `members` with `ranges` keeps of the caches of the plan
+    /// serving, which must be stopped (`stopPipeline`): the KV cache of the layers its worker
+    /// held there, for the positions every stage has run, and its logs; the layers new to it are
+    /// rebuilt from their input. That input is the log of the stage before the new layers (its
+    /// own, or the previous stage's, which sends it on), or for layers from 0 the embeddings
+    /// (`rebuildFirst`). Nil when a stage's new layers lie on both sides of those it keeps, or
+    /// no stage logged their input, or activations are not f32 (then every sequence replays).
+    private func keeping(_ members: [WorkerLink], _ ranges: [Range<Int>]) -> (keeps: [ObjectIdentifier: KeptCaches], rebuildFirst: Range<Int>?)? {
+        guard settings.activationType == .f32, !keepingFailed else { return nil }
+        // (A worker lost since has no layers of the plan serving.)
+        let serving = Set(pipeline.filter { !$0.servingLayers.isEmpty }.map(ObjectIdentifier.init))
+        let sequences = shared.withLock { $0.scheduler.kept() }.map { KeptCaches.Sequence(sequence: $0.sequence, length: UInt32($0.tokens.count)) }
+        // Nothing to keep: a fresh plan is simpler.
+        guard !sequences.isEmpty else { return nil }
         var keeps: [ObjectIdentifier: KeptCaches] = [:]
-        for (i, link) in members.enumerated() {
-            let rebuilt = i == heir ? lost.layers : 0 ..< 0
-            keeps[ObjectIdentifier(link)] = KeptCaches(fromPlan: servingPlan, sequences: lengths, rebuildStart: UInt32(rebuilt.lowerBound),
-                                                       rebuildEnd: UInt32(rebuilt.upperBound), rebuildFromLog: i == heir && k > 0)
+        var rebuildFirst: Range<Int>?
+        for (i, (link, new)) in zip(members, ranges).enumerated() {
+            let old = serving.contains(ObjectIdentifier(link)) ? link.servingLayers : 0 ..< 0
+            let kept = old.clamped(to: new)
+            let before = new.lowerBound ..< (kept.isEmpty ? new.upperBound : kept.lowerBound)
+            let after = (kept.isEmpty ? new.upperBound : kept.upperBound) ..< new.upperBound
+            guard before.isEmpty || after.isEmpty else { return nil }
+            var keep = KeptCaches(fromPlan: servingPlan, sequences: sequences)
+            if !before.isEmpty {
+                // Fed by the embeddings, or by the previous stage's log, sent on.
+                if before.lowerBound == 0 {
+                    rebuildFirst = before
+                } else {
+                    let previous = members[i - 1]
+                    guard serving.contains(ObjectIdentifier(previous)), previous.logPoints.contains(before.lowerBound) else { return nil }
+                    keeps[ObjectIdentifier(previous)]!.sendOn = true
+                }
+                (keep.rebuildStart, keep.rebuildEnd) = (UInt32(before.lowerBound), UInt32(before.upperBound))
+            } else if !after.isEmpty {
+                // Fed by its own log where its old layers ended.
+                guard link.logPoints.contains(after.lowerBound) else { return nil }
+                (keep.rebuildStart, keep.rebuildEnd, keep.rebuildFromLog) = (UInt32(after.lowerBound), UInt32(after.upperBound), true)
+            }
+            keeps[ObjectIdentifier(link)] = keep
         }
-        return (members, ranges, heir, keeps, k == 0 ? lost.layers : nil)
+        return (keeps, rebuildFirst)
     }
 
     /// Sends the new first stage the embeddings of every position its caches kept, to rebuild
@@ -518,10 +568,36 @@ final class SchedulerDriver: @unchecked Sendable {
         // A plan loaded live: the switch is now, between two steps.
         let live = downSince == nil
         if live { stopPipeline() }
+        // Its stages take over the caches of the plan serving, under the next plan number, if
+        // they can: the pause lasts as long as they take to rebuild the layers that moved. (The
+        // cluster stays healthy meanwhile: this is a switch, not a failure.)
+        if live, loader.keeps.isEmpty, let kept = keeping(loader.pipeline, loader.pipeline.map(\.layers)) {
+            plan += 1
+            downSince = .now
+            let reason = "switching to plan \(plan), which keeps the caches"
+            do throws(ClusterError) {
+                self.loader = try StageLoader(planner: planner, pipeline: loader.pipeline, ranges: loader.pipeline.map(\.layers), plan: plan,
+                                              keeps: kept.keeps, logger: logger)
+                rebuildFirst = kept.rebuildFirst
+                logger.info("plan \(plan - 1) is loaded: \(reason)")
+            } catch {
+                replan(because: "\(reason): \(error.description)")
+            }
+            return
+        }
+        let wasServing = Set(pipeline.map(ObjectIdentifier.init))
         pipeline = loader.pipeline
         servingPlan = plan
         let kept = !loader.keeps.isEmpty
         keepingFailed = false
+        for link in links where !pipeline.contains(where: { $0 === link }) { (link.servingLayers, link.logPoints) = (0 ..< 0, []) }
+        for (i, link) in pipeline.enumerated() {
+            // The boundaries its stage logs (as `Stage` decides them).
+            var points: Set<Int> = kept && wasServing.contains(ObjectIdentifier(link))
+                ? link.logPoints.filter { link.layers.lowerBound < $0 && $0 < link.layers.upperBound } : []
+            if i + 1 < pipeline.count { points.insert(link.layers.upperBound) }
+            (link.servingLayers, link.logPoints) = (link.layers, settings.activationType == .f32 ? points : [])
+        }
         if let layers = rebuildFirst { sendRebuild(layers, to: pipeline[0]) }
         rebuildFirst = nil
         let took = ContinuousClock.now - (downSince ?? loader.started)

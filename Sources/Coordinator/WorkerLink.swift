@@ -17,9 +17,13 @@ final class WorkerLink {
     /// The worker's hello; nil until it answers ours, and again once it is lost, until it
     /// answers a new one.
     var hello: Hello?
-    /// Its stage in the current plan, and that stage's layers.
+    /// Its stage in the current plan (the one loading, if one is), and that stage's layers.
     var stage = 0
     var layers: Range<Int> = 0 ..< 0
+    /// The layers of its stage in the plan serving (empty when it has none), and the layer
+    /// boundaries where that stage logs the activations that reach them (`KeptCaches`).
+    var servingLayers: Range<Int> = 0 ..< 0
+    var logPoints: Set<Int> = []
     var report: LoadReport?
     var streamed = false
     var lastHeard = ContinuousClock.now

@@ -3,7 +3,7 @@
 /// nextCurvePublicKey (u8 length, 0 or 32 bytes), tensorDigests (u16 count; each a name string
 /// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64, plan u32, then the kept
 /// caches: fromPlan u32 (0: none, and nothing follows but zeros), rebuildStart u32, rebuildEnd
-/// u32, rebuildFromLog bool, sequences (u16 count; each sequence u64, length u32).
+/// u32, rebuildFromLog bool, sendOn bool, sequences (u16 count; each sequence u64, length u32).
 extension Assign {
     func write(to w: inout ByteWriter) {
         model.write(to: &w)
@@ -27,6 +27,7 @@ extension Assign {
         w.u32(keep?.rebuildStart ?? 0)
         w.u32(keep?.rebuildEnd ?? 0)
         w.bool(keep?.rebuildFromLog ?? false)
+        w.bool(keep?.sendOn ?? false)
         let kept = keep?.sequences ?? []
         for s in kept.prefix(w.lengthPrefix(kept.count, .u16)) {
             w.u64(s.sequence)
@@ -70,6 +71,7 @@ extension Assign {
         let rebuildStart = try r.u32("assign.keep.rebuildStart")
         let rebuildEnd = try r.u32("assign.keep.rebuildEnd")
         let fromLog = try r.bool("assign.keep.rebuildFromLog")
+        let sendOn = try r.bool("assign.keep.sendOn")
         let keptCount = try r.count(.u16, limit: Wire.Limits.entries, minimumElementBytes: 12, "assign.keep.sequences.count")
         var kept: [KeptCaches.Sequence] = []
         kept.reserveCapacity(keptCount)
@@ -90,9 +92,10 @@ extension Assign {
                 throw .invalidValue(field: "assign.keep.rebuildEnd",
                                     reason: "layers \(rebuildStart) ..< \(rebuildEnd) to rebuild are not the stage's (\(layerStart) ..< \(layerEnd))")
             }
-            keep = KeptCaches(fromPlan: fromPlan, sequences: kept, rebuildStart: rebuildStart, rebuildEnd: rebuildEnd, rebuildFromLog: fromLog)
+            keep = KeptCaches(fromPlan: fromPlan, sequences: kept, rebuildStart: rebuildStart, rebuildEnd: rebuildEnd, rebuildFromLog: fromLog,
+                              sendOn: sendOn)
         } else {
-            guard rebuildStart == 0, rebuildEnd == 0, !fromLog, kept.isEmpty else {
+            guard rebuildStart == 0, rebuildEnd == 0, !fromLog, !sendOn, kept.isEmpty else {
                 throw .invalidValue(field: "assign.keep.fromPlan", reason: "0 (nothing kept), but the rest of the kept caches is not empty")
             }
         }

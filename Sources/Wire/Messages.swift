@@ -102,11 +102,13 @@ public struct Assign: Sendable, Equatable {
 
 /// What a stage of a new plan keeps of the worker's stage of an earlier one: the KV cache of
 /// the layers both hold, for the first `length` positions of each sequence named (every other
-/// sequence is dropped), and the activations it sent on for those positions. Layers new to the
-/// stage (`rebuildStart ..< rebuildEnd`, the layers of a lost stage) have their KV cache
-/// rebuilt for those positions: from the activations the stage logged, when the lost stage
-/// came after it (`rebuildFromLog`); otherwise from the rows the coordinator sends in
-/// `rebuild` forwards (the lost stage was the first: its input is the embedding).
+/// sequence is dropped), and the activations it logged for those positions. Layers new to the
+/// stage (`rebuildStart ..< rebuildEnd`: a lost stage's, or ones another worker gave up) have
+/// their KV cache rebuilt for those positions: from the activations the stage logged where they
+/// begin (`rebuildFromLog`: they follow its old layers); otherwise from the rows that arrive in
+/// `rebuild` forwards, from the coordinator (the embeddings, for layers from 0) or from the
+/// previous stage (`sendOn` there). A worker with no stage of `fromPlan` keeps nothing, which
+/// is right only when every layer of the stage is rebuilt.
 public struct KeptCaches: Sendable, Equatable {
     public struct Sequence: Sendable, Equatable {
         public var sequence: UInt64
@@ -120,10 +122,14 @@ public struct KeptCaches: Sendable, Equatable {
     public var rebuildStart: UInt32
     public var rebuildEnd: UInt32
     public var rebuildFromLog: Bool
+    /// The stage sends the activations it logged where its layers now end, for the positions
+    /// kept, to the next stage as `rebuild` forwards, before any batch of the plan.
+    public var sendOn: Bool
 
-    public init(fromPlan: UInt32, sequences: [Sequence], rebuildStart: UInt32 = 0, rebuildEnd: UInt32 = 0, rebuildFromLog: Bool = false) {
+    public init(fromPlan: UInt32, sequences: [Sequence], rebuildStart: UInt32 = 0, rebuildEnd: UInt32 = 0, rebuildFromLog: Bool = false,
+                sendOn: Bool = false) {
         self.fromPlan = fromPlan; self.sequences = sequences; self.rebuildStart = rebuildStart; self.rebuildEnd = rebuildEnd
-        self.rebuildFromLog = rebuildFromLog
+        self.rebuildFromLog = rebuildFromLog; self.sendOn = sendOn
     }
 
     /// The layers whose KV cache is rebuilt (empty: none).

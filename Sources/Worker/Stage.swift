@@ -16,12 +16,16 @@ public final class Stage: @unchecked Sendable {
     /// Whether the compute threads block as soon as a batch has moved on.
     let parksBetweenBatches: Bool
 
-    /// The activations this stage sent on, by sequence: rows of `dim` floats, one per position.
-    /// If the next stage is lost, this stage takes over its layers and rebuilds their KV cache
-    /// from these (`KeptCaches`). Kept by every stage but the last, with f32 activations (the
-    /// rows the next stage received exactly).
-    private(set) var sentLog: [SequenceID: [Float]] = [:]
-    var logsOutput: Bool { !isLast && assign.activationType == .f32 }
+    /// The activations that reached each boundary the stage logs, by sequence: rows of `dim`
+    /// floats, one per position. With f32 activations (the rows the next stage received
+    /// exactly), a stage logs where its layers end (what it sends on) unless it is the last,
+    /// and keeps logging where the layers of a stage it took over began. From these a
+    /// neighbour rebuilds the KV cache of layers that move to it (`KeptCaches`).
+    private(set) var logs: [Int: [SequenceID: [Float]]] = [:]
+    private(set) var logPoints: Set<Int> = []
+    /// Positions still to come in `rebuild` forwards, by sequence: a batch of a sequence whose
+    /// rebuild is not through fails rather than read a cache that holds nothing.
+    private var awaitingRebuild: [SequenceID: Int] = [:]
 
     init(file: GGUFFile, assign: Assign, threads: Int, precision: Precision, sharedCores: Bool, kvPages: Int) throws(GGUFError) {
         self.assign = assign
@@ -34,6 +38,7 @@ public final class Stage: @unchecked Sendable {
         engine = LlamaEngine(weights: weights, threads: threads, idleSpin: sharedCores ? .microseconds(200) : .milliseconds(5))
         cache = engine.makeCache(maxSequences: Int(assign.maxSequences), contextLength: Int(assign.contextLength),
                                  pageCapacity: kvPages)
+        if assign.activationType == .f32 && !isLast { logPoints = [layers.upperBound] }
     }
 
     /// The stage `old` runs, under a new assignment of the same layers of the same model: its
@@ -46,61 +51,101 @@ public final class Stage: @unchecked Sendable {
         engine = old.engine
         cache = engine.makeCache(maxSequences: Int(assign.maxSequences), contextLength: Int(assign.contextLength),
                                  pageCapacity: kvPages)
+        if assign.activationType == .f32 && !isLast { logPoints = [layers.upperBound] }
     }
 
-    /// Forgets a sequence: its KV cache and its log.
+    /// Forgets a sequence: its KV cache and its logs.
     func release(_ sequence: SequenceID) {
         cache.release(sequence)
-        sentLog[sequence] = nil
+        awaitingRebuild[sequence] = nil
+        for p in logs.keys { logs[p]![sequence] = nil }
     }
 
-    /// Takes over the caches `keep` names from `old`, this worker's stage of an earlier plan:
-    /// the KV cache of the layers both hold and the log of what was sent on, for the positions
-    /// kept. When the lost stage's layers came after `old`'s, rebuilds their KV cache from
-    /// `old`'s log (and the log of what this stage sends on from them).
-    func adopt(_ old: Stage, keep: KeptCaches) throws(WireErrorMessage) {
+    /// Takes over what `keep` names from `old`, this worker's stage of an earlier plan (nil: it
+    /// had none, and every layer is rebuilt): the KV cache of the layers both hold and the logs
+    /// at the boundaries this stage logs, for the positions kept. Layers that follow `old`'s are
+    /// rebuilt from its log where they begin (`rebuildFromLog`). Returns the `rebuild` forwards
+    /// for the next stage (`sendOn`): the log where this stage's layers end.
+    func adopt(_ old: Stage?, keep: KeptCaches) throws(WireErrorMessage) -> [Activations] {
         let lengths = Dictionary(keep.sequences.map { ($0.sequence, Int($0.length)) }, uniquingKeysWith: { a, _ in a })
+        let rebuilt = keep.rebuild
+        let kept = old.map { $0.layers.clamped(to: layers) } ?? 0 ..< 0
+        guard kept.count + rebuilt.count == layers.count else {
+            throw WireErrorMessage(code: .notAssigned, message: "stage \(assign.stageIndex) keeps layers \(kept) and rebuilds \(rebuilt): not its layers \(layers)")
+        }
         do {
-            try cache.adopt(old.cache, layerOffset: old.layers.lowerBound - layers.lowerBound, lengths: lengths)
+            try cache.adopt(old?.cache, holding: old?.layers ?? 0 ..< 0, into: layers, lengths: lengths)
         } catch {
             throw WireErrorMessage(code: .outOfMemory, message: "stage \(assign.stageIndex) cannot keep the caches of plan \(keep.fromPlan): \(error)")
         }
         let dim = engine.config.dim
-        if old.layers.upperBound == layers.upperBound && logsOutput {
-            for (seq, n) in lengths { sentLog[seq] = old.sentLog[seq].map { Array($0.prefix(n * dim)) } }
+        if assign.activationType == .f32 {
+            logPoints = Set(old?.logPoints.filter { layers.lowerBound < $0 && $0 < layers.upperBound } ?? [])
+            if !isLast { logPoints.insert(layers.upperBound) }
+            for p in logPoints {
+                guard let log = old?.logs[p] else { continue }
+                logs[p] = Dictionary(uniqueKeysWithValues: lengths.compactMap { seq, n in log[seq].map { (seq, Array($0.prefix(n * dim))) } })
+            }
         }
-        guard keep.rebuildFromLog, !keep.rebuild.isEmpty else { return }
-        guard old.layers.upperBound == keep.rebuild.lowerBound, old.logsOutput else {
-            throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) has no log of what reaches layer \(keep.rebuild.lowerBound)")
-        }
-        // The log's rows, in chunks of at most 512 positions, through the layers taken over.
-        var pending = lengths.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { (sequence: $0.key, done: 0, length: $0.value) }
-        while !pending.isEmpty {
-            var batch: [BatchToken] = [], hidden: [Float] = [], runs: [(SequenceID, Range<Int>)] = []
-            while batch.count < 512, let i = pending.indices.first {
-                let p = pending[i], n = min(p.length - p.done, 512 - batch.count)
-                guard let log = old.sentLog[p.sequence], log.count >= (p.done + n) * dim else {
-                    throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) logged fewer than \(p.length) positions of sequence \(p.sequence)")
+        if keep.rebuildFromLog && !rebuilt.isEmpty {
+            guard let old, let log = old.logs[rebuilt.lowerBound] else {
+                throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) has no log of what reaches layer \(rebuilt.lowerBound)")
+            }
+            // The log's rows, in chunks of at most 512 positions, through the layers taken over.
+            for part in chunks(lengths) {
+                var hidden: [Float] = []
+                for (seq, positions) in part {
+                    guard let rows = log[seq], rows.count >= positions.upperBound * dim else {
+                        throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) logged fewer than \(positions.upperBound) positions of sequence \(seq)")
+                    }
+                    hidden += rows[positions.lowerBound * dim ..< positions.upperBound * dim]
                 }
-                hidden += log[p.done * dim ..< (p.done + n) * dim]
-                batch += (p.done ..< p.done + n).map { BatchToken(sequence: p.sequence, position: $0) }
-                runs.append((p.sequence, p.done ..< p.done + n))
-                pending[i].done += n
-                if pending[i].done == p.length { pending.remove(at: i) }
+                try rebuildLayers(&hidden, part.flatMap { seq, positions in positions.map { BatchToken(sequence: seq, position: $0) } })
             }
-            do { try engine.forward(&hidden, batch: batch, cache: cache, layers: keep.rebuild, rebuilding: true) } catch {
-                throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) could not rebuild layers \(keep.rebuild): \(error.description)")
-            }
-            guard logsOutput else { continue }
-            var row = 0
-            for (seq, positions) in runs {
-                sentLog[seq, default: []] += hidden[row * dim ..< (row + positions.count) * dim]
-                row += positions.count
-            }
+        }
+        if !keep.rebuildFromLog && !rebuilt.isEmpty { awaitingRebuild = lengths.filter { $0.value > 0 } }
+        guard keep.sendOn else { return [] }
+        guard let log = logs[layers.upperBound] else {
+            throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) has no log of what leaves layer \(layers.upperBound - 1) to send on")
+        }
+        return chunks(lengths).map { part in
+            Activations(requestID: UInt64(assign.plan) << 32, lastRowsOnly: false, rebuild: true, type: .f32, dim: UInt32(dim),
+                        entries: part.map { .init(sequence: $0, position: UInt32($1.lowerBound), tokenCount: UInt32($1.count)) },
+                        payload: ActivationCodec.encode(part.flatMap { seq, positions in log[seq]![positions.lowerBound * dim ..< positions.upperBound * dim] }, as: .f32))
         }
     }
 
-    /// A `rebuild` forward: its rows run through the layers this stage took over, at positions
+    /// The positions of `lengths`, in runs of at most 512 rows (the engine's scratch is made for
+    /// prompt chunks of 512), by sequence.
+    private func chunks(_ lengths: [SequenceID: Int]) -> [[(SequenceID, Range<Int>)]] {
+        var out: [[(SequenceID, Range<Int>)]] = [], part: [(SequenceID, Range<Int>)] = [], rows = 0
+        for (seq, n) in lengths.sorted(by: { $0.key < $1.key }) where n > 0 {
+            var done = 0
+            while done < n {
+                let take = min(n - done, 512 - rows)
+                part.append((seq, done ..< done + take))
+                done += take
+                rows += take
+                if rows == 512 { out.append(part); part = []; rows = 0 }
+            }
+        }
+        if !part.isEmpty { out.append(part) }
+        return out
+    }
+
+    /// Runs the layers this stage rebuilds over rows that enter them, at positions it holds,
+    /// and logs what reaches the boundaries it logs among them.
+    private func rebuildLayers(_ hidden: inout [Float], _ batch: [BatchToken]) throws(WireErrorMessage) {
+        guard let rebuilt = assign.keep?.rebuild, !rebuilt.isEmpty else { return }
+        let tapped: [Int: [Float]]
+        do { tapped = try engine.forward(&hidden, batch: batch, cache: cache, layers: rebuilt, rebuilding: true, taps: logPoints) } catch {
+            throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) could not rebuild layers \(rebuilt): \(error.description)")
+        }
+        for (p, rows) in tapped { log(rows, batch, at: p) }
+        if logPoints.contains(rebuilt.upperBound) { log(hidden, batch, at: rebuilt.upperBound) }
+    }
+
+    /// A `rebuild` forward: its rows run through the layers this stage rebuilds, at positions
     /// it holds, and go no further. A sequence it fails for is dropped, so that its next batch
     /// fails rather than reading a cache that was not rebuilt.
     private func rebuild(_ m: Activations) throws(WireErrorMessage) {
@@ -115,8 +160,12 @@ public final class Stage: @unchecked Sendable {
                 throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: error.description)
             }
             let batch = m.entries.flatMap { e in (0 ..< Int(e.tokenCount)).map { BatchToken(sequence: e.sequence, position: Int(e.position) + $0) } }
-            do { try engine.forward(&hidden, batch: batch, cache: cache, layers: keep.rebuild, rebuilding: true) } catch {
-                throw WireErrorMessage(code: .internal, requestID: m.requestID, message: "stage \(assign.stageIndex) could not rebuild layers \(keep.rebuild): \(error.description)")
+            do { try rebuildLayers(&hidden, batch) } catch {
+                throw WireErrorMessage(code: error.code, requestID: m.requestID, message: error.message)
+            }
+            for e in m.entries {
+                let left = (awaitingRebuild[e.sequence] ?? 0) - Int(e.tokenCount)
+                awaitingRebuild[e.sequence] = left > 0 ? left : nil
             }
         } catch {
             for e in m.entries { release(e.sequence) }
@@ -208,6 +257,10 @@ public final class Stage: @unchecked Sendable {
                                        message: "activations have rows of \(m.dim) values; this model's are \(dim)")
             }
             for e in m.entries {
+                if let left = awaitingRebuild[e.sequence] {
+                    throw WireErrorMessage(code: .internal, requestID: m.requestID,
+                                           message: "stage \(assign.stageIndex): the KV cache of sequence \(e.sequence) in layers \(assign.keep?.rebuild ?? layers) misses \(left) positions of its rebuild")
+                }
                 for t in 0 ..< Int(e.tokenCount) { batch.append(BatchToken(sequence: e.sequence, position: Int(e.position) + t)) }
             }
         }
@@ -230,15 +283,17 @@ public final class Stage: @unchecked Sendable {
         }
 
         let start = DispatchTime.now().uptimeNanoseconds
+        let tapped: [Int: [Float]]
         do {
-            try engine.forward(&hidden, batch: batch, cache: cache, layers: layers)
+            tapped = try engine.forward(&hidden, batch: batch, cache: cache, layers: layers, taps: logPoints)
         } catch {
             let code: WireErrorMessage.Code = if case .cache(.contextOverflow) = error { .contextOverflow } else { .internal }
             throw WireErrorMessage(code: code, requestID: group[0].requestID,
                                    message: "stage \(assign.stageIndex) (layers \(layers)): \(error.description)")
         }
         let nanos = DispatchTime.now().uptimeNanoseconds - start
-        if logsOutput { log(hidden, batch) }
+        for (p, rows) in tapped { log(rows, batch, at: p) }
+        if logPoints.contains(layers.upperBound) { log(hidden, batch, at: layers.upperBound) }
 
         // Split the batch back into the messages it came from.
         var out: [Activations] = []
@@ -266,21 +321,23 @@ public final class Stage: @unchecked Sendable {
         return out
     }
 
-    /// Appends a batch's output rows to the log of what this stage sent on; a batch that
-    /// rewinds a sequence rewinds its log too.
-    private func log(_ hidden: [Float], _ batch: [BatchToken]) {
+    /// Appends a batch's rows that reached boundary `point` to its log; a batch that rewinds a
+    /// sequence rewinds its log too.
+    private func log(_ hidden: [Float], _ batch: [BatchToken], at point: Int) {
         let dim = engine.config.dim
+        var log = logs.removeValue(forKey: point) ?? [:]
         var row = 0
         while row < batch.count {
             let seq = batch[row].sequence, first = batch[row].position
             var end = row + 1
             while end < batch.count && batch[end].sequence == seq { end += 1 }
-            var rows = sentLog.removeValue(forKey: seq) ?? []
+            var rows = log.removeValue(forKey: seq) ?? []
             if rows.count > first * dim { rows.removeSubrange(first * dim ..< rows.count) }
             // (A gap cannot happen: the KV cache refused the batch first.)
             if rows.count == first * dim { rows += hidden[row * dim ..< end * dim] }
-            sentLog[seq] = rows
+            log[seq] = rows
             row = end
         }
+        logs[point] = log
     }
 }

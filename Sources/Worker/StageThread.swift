@@ -152,24 +152,23 @@ final class StageThread: @unchecked Sendable {
             }
             return []
         case let .install(stage, report):
-            if let keep = stage.assign.keep {
-                // The caches go on from the stage of the plan before: it retires at once, so
-                // that no batch of its plan still on its way can run on it.
-                let started = ContinuousClock.now
-                do throws(WireErrorMessage) {
-                    guard let old = held.withLock({ $0[keep.fromPlan] }) else {
-                        throw WireErrorMessage(code: .notAssigned, message: "worker \(name) holds no stage of plan \(keep.fromPlan) to keep caches from")
-                    }
-                    try stage.adopt(old, keep: keep)
-                } catch {
-                    return [.loadFailed(error)]
-                }
-                held.withLock { $0 = $0.filter { $0.key >= stage.assign.plan } }
-                let rebuilt = keep.rebuildFromLog && !keep.rebuild.isEmpty ? ", layers \(keep.rebuild) rebuilt from the log" : ""
-                log("kept the caches of \(keep.sequences.count) sequences from plan \(keep.fromPlan)\(rebuilt) in \((ContinuousClock.now - started).milliseconds) ms")
+            guard let keep = stage.assign.keep else {
+                held.withLock { $0[stage.assign.plan] = stage }
+                return [.loaded(stage.assign, report, nil)]
+            }
+            // The caches go on from (a copy of) the stage of an earlier plan, which retires with
+            // the new plan's first batch as usual: a batch of its plan still on its way touches
+            // only positions after those kept.
+            let started = ContinuousClock.now
+            let sendOn: [Activations]
+            do throws(WireErrorMessage) { sendOn = try stage.adopt(held.withLock { $0[keep.fromPlan] }, keep: keep) } catch {
+                return [.loadFailed(error)]
             }
             held.withLock { $0[stage.assign.plan] = stage }
-            return [.loaded(stage.assign, report, nil)]
+            let rebuilt = keep.rebuild.isEmpty ? "" : keep.rebuildFromLog ? ", layers \(keep.rebuild) rebuilt from the log" : ", layers \(keep.rebuild) to rebuild"
+            log("kept the caches of \(keep.sequences.count) sequences from plan \(keep.fromPlan)\(rebuilt)\(sendOn.isEmpty ? "" : ", the log sent on") in \((ContinuousClock.now - started).milliseconds) ms")
+            // (The socket thread routes the plan's output once it hears the stage is loaded.)
+            return [.loaded(stage.assign, report, nil)] + sendOn.map { .output($0) }
         case let .run(messages):
             // Each run of messages of one plan on that plan's stage, in order.
             var outcomes: [Outcome] = []

@@ -304,8 +304,9 @@ public final class WorkerServer: @unchecked Sendable {
                     assignmentFailed(WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot connect to the next stage at \(a.nextEndpoint): \(error)"))
                     continue
                 }
-                protocolState.loaded(keepingCaches: a.keep != nil)
+                let held = protocolState.loaded()
                 sendCoordinator(.loadReport(report))
+                held.forEach(perform)
             case let .loadFailed(error):
                 assignmentFailed(error)
             case let .streamInstead(a):

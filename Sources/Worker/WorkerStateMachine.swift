@@ -52,6 +52,10 @@ package struct WorkerStateMachine {
     package private(set) var plan: UInt32?
     /// Plans with a loaded stage: the last one's, and until its first batch, the one before.
     package private(set) var runnable: Set<UInt32> = []
+    /// `rebuild` forwards of the plan loading, run once it is loaded: a previous stage sends them
+    /// as soon as its own stage of the plan is in place. At most `heldForwardsLimit`.
+    private var heldForwards: [Activations] = []
+    static let heldForwardsLimit = 4096
 
     package init() {}
 
@@ -83,6 +87,10 @@ package struct WorkerStateMachine {
             guard runnable.contains(batchPlan) else {
                 // A batch of a plan replaced meanwhile: dropped (the coordinator replays it).
                 if let plan, batchPlan < plan { return [] }
+                if a.rebuild, batchPlan == plan, phase == .loading || phase == .receiving, heldForwards.count < Self.heldForwardsLimit {
+                    heldForwards.append(a)
+                    return []
+                }
                 return [.send(.error(.init(code: .notAssigned, requestID: a.requestID, message: "no stage is loaded here")), to: coordinator ?? peer)]
             }
             let older = runnable.filter { $0 < batchPlan }
@@ -108,6 +116,7 @@ package struct WorkerStateMachine {
         case let .assign(a):
             coordinator = peer
             phase = .loading
+            if a.plan != plan { heldForwards.removeAll() }
             plan = a.plan
             // The same plan assigned again replaces its stage.
             runnable.remove(a.plan)
@@ -131,17 +140,21 @@ package struct WorkerStateMachine {
     /// The stage file is on its way in chunks.
     package mutating func receiving() { phase = .receiving }
 
-    /// The last assignment's stage is loaded: its activations may run. A stage that kept the
-    /// caches of an earlier plan's has retired it: batches of earlier plans are dropped.
-    package mutating func loaded(keepingCaches: Bool = false) {
+    /// The last assignment's stage is loaded: its activations may run, those held first.
+    @discardableResult
+    package mutating func loaded() -> [Action] {
         phase = .ready
-        guard let plan else { return }
+        guard let plan else { return [] }
         runnable.insert(plan)
-        if keepingCaches { runnable = runnable.filter { $0 >= plan } }
+        defer { heldForwards.removeAll() }
+        return heldForwards.map { .run($0) }
     }
 
     /// The assignment could not be carried out (the coordinator has been told why).
-    package mutating func assignmentFailed() { phase = .idle }
+    package mutating func assignmentFailed() {
+        phase = .idle
+        heldForwards.removeAll()
+    }
 
     private func requestID(of message: WireMessage) -> UInt64 {
         if case let .forward(a) = message { return a.requestID }

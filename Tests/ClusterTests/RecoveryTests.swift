@@ -32,9 +32,11 @@ struct RecoveryTests {
         let cluster = try await Self.start(workers)
         defer { cluster.shutdown() }
         let prompts = try Self.prompts()
-        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 40)
+        // (Long enough that the requests still run when a busy test machine lets the streams
+        // see their first token.)
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 120)
         let running = Flag()
-        let run = try await streamAll(cluster, prompts, maxTokens: 40, after: 1) {
+        let run = try await streamAll(cluster, prompts, maxTokens: 120, after: 1) {
             if cluster.load.running > 0 { running.set() }
             workers[stage].kill()
         }
@@ -44,6 +46,38 @@ struct RecoveryTests {
         #expect(cluster.keptRecoveries >= 1 && cluster.stages.count == 2)
         #expect(!cluster.stages.contains { $0.endpoint == workers[stage].endpoint })
         #expect(cluster.stages.map(\.layers.count).reduce(0, +) == 30)
+    }
+
+    /// A stage killed while streams run is taken over by its neighbour; started again on its
+    /// address while they still run, it takes its layers back. Both switches keep the caches
+    /// (only the layers that move are rebuilt: from the embeddings for the first stage, from
+    /// the previous stage's log for the last), and the text is the undisturbed text.
+    @Test(arguments: [0, 2])
+    func killedAndBackKeepsTheCachesBothWays(stage: Int) async throws {
+        let workers = try startWorkers(3, model: Self.model)
+        let again = Mutex<WorkerProcess?>(nil)
+        defer {
+            workers.forEach { $0.kill() }
+            again.withLock { $0?.kill() }
+        }
+        let cluster = try await Self.start(workers)
+        defer { cluster.shutdown() }
+        let prompts = try Self.prompts()
+        let undisturbed = try await streamAll(cluster, prompts, maxTokens: 160)
+        let endpoint = workers[stage].endpoint
+        let back = Flag()
+        let run = try await streamAll(cluster, prompts, maxTokens: 160, after: 1) {
+            workers[stage].kill()
+            // Once the neighbour serves its layers, the worker comes back.
+            guard ChildProcess.poll(timeout: .seconds(10), { cluster.keptRecoveries >= 1 }) else { return }
+            again.withLock { $0 = try? WorkerProcess(listen: endpoint, ["--model", Self.model, "--name", "back"]) }
+            if cluster.load.running > 0 { back.set() }
+        }
+        #expect(back.isSet, "the requests had ended before the worker was back")
+        #expect(run.texts == undisturbed.texts)
+        #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.stages.count == 3 && cluster.health.isServing })
+        #expect(cluster.keptRecoveries >= 2)
+        #expect(cluster.stages.first { $0.endpoint == endpoint }?.layers == [0 ..< 10, 10 ..< 20, 20 ..< 30][stage])
     }
 
     /// Seeded sampling goes on as undisturbed too: the sampler's state is the coordinator's, and

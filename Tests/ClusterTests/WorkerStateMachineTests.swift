@@ -59,6 +59,36 @@ import Testing
         #expect(m.phase == .idle)
     }
 
+    /// The rows a previous stage sends to rebuild this stage's caches may come before this
+    /// stage of the plan is loaded: they wait and run first once it is (and are dropped if the
+    /// load fails). Other batches of a plan not loaded are refused as before.
+    @Test func rebuildRowsWaitForTheirStage() {
+        var m = WorkerStateMachine()
+        _ = m.received(hello(.coordinator), from: coordinator)
+        _ = m.received(hello(.stage), from: stage)
+        var keeping = assign
+        keeping.plan = 3
+        keeping.keep = KeptCaches(fromPlan: 2, sequences: [.init(sequence: 1, length: 4)], rebuildStart: keeping.layerStart,
+                                  rebuildEnd: keeping.layerEnd)
+        var rows = batch
+        rows.requestID = 3 << 32
+        rows.rebuild = true
+        _ = m.received(.assign(keeping), from: coordinator)
+        #expect(m.received(.forward(rows), from: stage).isEmpty)
+        var early = rows
+        early.rebuild = false
+        #expect(error(m.received(.forward(early), from: stage), to: coordinator)?.code == .notAssigned)
+        #expect(m.loaded() == [.run(rows)])
+        #expect(m.loaded().isEmpty)  // (run once)
+        keeping.plan = 4
+        _ = m.received(.assign(keeping), from: coordinator)
+        rows.requestID = 4 << 32
+        #expect(m.received(.forward(rows), from: stage).isEmpty)
+        m.assignmentFailed()
+        _ = m.received(.assign(keeping), from: coordinator)
+        #expect(m.loaded().isEmpty)
+    }
+
     /// After a re-plan, a batch sent under the old plan and still on its way is dropped: it must
     /// not touch the caches the new plan rebuilds. Batches of the new plan run.
     @Test func batchesOfAnotherPlanAreDropped() {

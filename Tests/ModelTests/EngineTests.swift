@@ -223,11 +223,11 @@ struct EngineTests {
         let cache = heir.makeCache(maxSequences: 2, contextLength: 64)
         var input: [Float]
         if lostCameAfter {
-            try cache.adopt(caches.0, layerOffset: 0, lengths: [7: history.count])
+            try cache.adopt(caches.0, holding: 0 ..< cut, into: 0 ..< n, lengths: [7: history.count])
             input = sent
             try heir.forward(&input, batch: positions, cache: cache, layers: cut ..< n, rebuilding: true)
         } else {
-            try cache.adopt(caches.1, layerOffset: cut, lengths: [7: history.count])
+            try cache.adopt(caches.1, holding: cut ..< n, into: 0 ..< n, lengths: [7: history.count])
             input = try full.embed(history)
             try heir.forward(&input, batch: positions, cache: cache, layers: 0 ..< cut, rebuilding: true)
         }
@@ -238,7 +238,7 @@ struct EngineTests {
         #expect(zip(recovered, undisturbed).count { $0.bitPattern != $1.bitPattern } == 0, "logits that differ")
         // A position the old cache never held cannot be kept.
         let other = heir.makeCache(maxSequences: 2, contextLength: 64)
-        #expect(throws: KVCacheError.self) { try other.adopt(caches.0, layerOffset: 0, lengths: [7: history.count + 2]) }
+        #expect(throws: KVCacheError.self) { try other.adopt(caches.0, holding: 0 ..< cut, into: 0 ..< n, lengths: [7: history.count + 2]) }
         #expect(throws: InferenceError.self) {
             var z = try full.embed([tokens[0]])
             try heir.forward(&z, batch: [BatchToken(sequence: 9, position: 0)], cache: cache, rebuilding: true)

@@ -41,8 +41,9 @@ import Testing
             layerStart: 2, layerEnd: 4, layerCount: 30, stageIndex: 1, stageCount: 3, contextLength: 2048,
             maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1",
             tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102, plan: 7,
-            keep: KeptCaches(fromPlan: 6, sequences: [.init(sequence: 9, length: 40)], rebuildStart: 2, rebuildEnd: 3, rebuildFromLog: true)))
-        let expected: [UInt8] = header(2, 158)
+            keep: KeptCaches(fromPlan: 6, sequences: [.init(sequence: 9, length: 40)], rebuildStart: 2, rebuildEnd: 3, rebuildFromLog: true,
+                             sendOn: true)))
+        let expected: [UInt8] = header(2, 159)
             + [0x20] + [UInt8](repeating: 0x11, count: 32)      // model.sha256
             + [0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // model.byteCount 5
             + [0x01, 0x00, 0x61]                                // model.name "a"
@@ -63,6 +64,7 @@ import Testing
             + [0x06, 0x00, 0x00, 0x00]                          // keep.fromPlan 6
             + [0x02, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00]  // keep.rebuildStart 2, rebuildEnd 3
             + [0x01]                                            // keep.rebuildFromLog true
+            + [0x01]                                            // keep.sendOn true
             + [0x01, 0x00]                                      // keep.sequences: 1
             + [0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  //   sequence 9
             + [0x28, 0x00, 0x00, 0x00]                          //   length 40

@@ -58,7 +58,7 @@ enum Samples {
                                                TensorDigest(name: "rope_freqs.weight", sha256: (0 ..< 32).map { UInt8(255 - $0) })],
                                stageFileBytes: 1 << 33, plan: 9,
                                keep: KeptCaches(fromPlan: 8, sequences: [.init(sequence: 1, length: 4096), .init(sequence: .max, length: 0)],
-                                                rebuildStart: 15, rebuildEnd: 20, rebuildFromLog: true))
+                                                rebuildStart: 15, rebuildEnd: 20, rebuildFromLog: true, sendOn: true))
 
     static let forward: Activations = {
         let values = (0 ..< 3 * 32).map { Float($0) * 0.25 - 7 }

@@ -37,7 +37,7 @@ import Testing
         #expect(decodeError(assign(KeptCaches(fromPlan: 4, sequences: [.init(sequence: 1, length: 65)])))
             == .invalidValue(field: "assign.keep.sequences[0].length", reason: "65 positions exceed the context of 64"))
         var nothingKept = assign(nil)
-        nothingKept[nothingKept.count - 3] = 1  // rebuildFromLog, with fromPlan 0
+        nothingKept[nothingKept.count - 3] = 1  // sendOn, with fromPlan 0
         #expect(decodeError(nothingKept)
             == .invalidValue(field: "assign.keep.fromPlan", reason: "0 (nothing kept), but the rest of the kept caches is not empty"))
     }

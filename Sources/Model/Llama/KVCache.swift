@@ -173,18 +173,22 @@ public final class KVCacheStore {
         free += cache.removePages(from: shape.pages(for: cache.count))
     }
 
-    /// Takes over the caches of `old`, a store of the same sequences for fewer of this stage's
-    /// layers (old layer `l` is layer `l + layerOffset` here): the first `length` positions of
-    /// each sequence in `lengths` are copied; every other sequence, and every later position, is
-    /// left behind. The other layers' rows at those positions hold nothing meaningful until
-    /// they are rebuilt (`LlamaEngine.forward(…, rebuilding:)`). Throws, changing nothing, when
-    /// `old` lacks a position asked for or the pages do not fit.
-    public func adopt(_ old: KVCacheStore, layerOffset: Int, lengths: [SequenceID: Int]) throws(KVCacheError) {
-        precondition(old.shape.rows == shape.rows && old.shape.kvDim == shape.kvDim && old.type == type
-                     && layerOffset >= 0 && layerOffset + old.layerCount <= layerCount, "incompatible KV cache stores")
+    /// Takes over the caches of `old`, the store of a stage that held model layers `oldLayers`
+    /// where this one holds `layers` (nil: none): for the layers both hold, the first `length`
+    /// positions of each sequence in `lengths` are copied; every other sequence, and every
+    /// later position, is left behind. The other layers' rows at those positions hold nothing
+    /// meaningful until they are rebuilt (`LlamaEngine.forward(…, rebuilding:)`). Throws,
+    /// changing nothing, when `old` lacks a position asked for or the pages do not fit.
+    public func adopt(_ old: KVCacheStore?, holding oldLayers: Range<Int>, into layers: Range<Int>,
+                      lengths: [SequenceID: Int]) throws(KVCacheError) {
+        precondition(layers.count == layerCount && (old == nil || oldLayers.count == old!.layerCount), "layer ranges that are not the stores'")
+        precondition(old == nil || (old!.shape.rows == shape.rows && old!.shape.kvDim == shape.kvDim && old!.type == type), "incompatible KV cache stores")
+        let both = old == nil ? 0 ..< 0 : oldLayers.clamped(to: layers)
         var need = 0
         for (seq, n) in lengths {
-            guard n <= old.count(of: seq) else { throw .positionGap(sequence: seq, position: n, expected: old.count(of: seq)) }
+            if let old, !both.isEmpty {
+                guard n <= old.count(of: seq) else { throw .positionGap(sequence: seq, position: n, expected: old.count(of: seq)) }
+            }
             guard n <= contextLength else { throw .contextOverflow(sequence: seq, needed: n, contextLength: contextLength) }
             need += shape.pages(for: n) - (sequences[seq]?.pageCount ?? 0)
         }
@@ -193,16 +197,18 @@ public final class KVCacheStore {
         for seq in Array(sequences.keys) where lengths[seq] == nil { release(seq) }
         let layerBytes = shape.rows * shape.rowBytes
         for (seq, n) in lengths {
-            let from = old.sequences[seq]!
             let to = sequences[seq] ?? SequenceCache(shape: shape, contextLength: contextLength)
             sequences[seq] = to
             truncate(seq, to: n)
             while to.pageCount < shape.pages(for: n) { to.append(page: takePage()) }
-            for page in 0 ..< shape.pages(for: n) {
-                let source = from.pageTable[page]!, target = UnsafeMutableRawPointer(mutating: to.pageTable[page]!)
-                for l in 0 ..< old.layerCount {
-                    (target + shape.keyOffset(layer: l + layerOffset)).copyMemory(from: source + old.shape.keyOffset(layer: l), byteCount: layerBytes)
-                    (target + shape.valueOffset(layer: l + layerOffset)).copyMemory(from: source + old.shape.valueOffset(layer: l), byteCount: layerBytes)
+            if let from = old?.sequences[seq], !both.isEmpty {
+                for page in 0 ..< shape.pages(for: n) {
+                    let source = from.pageTable[page]!, target = UnsafeMutableRawPointer(mutating: to.pageTable[page]!)
+                    for l in both {
+                        let here = l - layers.lowerBound, there = l - oldLayers.lowerBound
+                        (target + shape.keyOffset(layer: here)).copyMemory(from: source + old!.shape.keyOffset(layer: there), byteCount: layerBytes)
+                        (target + shape.valueOffset(layer: here)).copyMemory(from: source + old!.shape.valueOffset(layer: there), byteCount: layerBytes)
+                    }
                 }
             }
             to.setCount(n)

@@ -87,9 +87,11 @@ public final class LlamaEngine {
     /// Runs `layers` (by default all this stage holds) over `hidden`, (batch.count, dim), in place,
     /// reading and extending each sequence's KV cache. `rebuilding`: the positions are ones the
     /// cache holds, and only `layers`' rows of them are written again (the layers a stage took
-    /// over from a lost one); the cache neither grows nor rewinds.
+    /// over from a lost one); the cache neither grows nor rewinds. Returns the hidden states
+    /// entering each layer of `taps` inside `layers` (a boundary a stage logs).
+    @discardableResult
     public func forward(_ hidden: inout [Float], batch: [BatchToken], cache: KVCacheStore, layers: Range<Int>? = nil,
-                        rebuilding: Bool = false) throws(InferenceError) {
+                        rebuilding: Bool = false, taps: Set<Int> = []) throws(InferenceError) -> [Int: [Float]] {
         let layers = layers ?? weights.layerRange
         guard !batch.isEmpty else { throw .emptyBatch }
         guard layers.lowerBound >= weights.layerRange.lowerBound, layers.upperBound <= weights.layerRange.upperBound else {
@@ -98,14 +100,17 @@ public final class LlamaEngine {
         guard hidden.count == batch.count * config.dim else { throw .hiddenSize(expected: batch.count * config.dim, got: hidden.count) }
         let caches: [SequenceCache]
         do { caches = rebuilding ? try cache.existing(batch) : try cache.prepare(batch) } catch { throw .cache(error) }
+        var tapped: [Int: [Float]] = [:]
         hidden.withUnsafeMutableBufferPointer { x in
             let positions = batch.map(\.position)
             fillRopeTables(positions)
             for l in layers {
+                if l != layers.lowerBound && taps.contains(l) { tapped[l] = Array(x) }
                 layer(l, x: x.baseAddress!, positions: positions, caches: caches)
             }
         }
         if !rebuilding { cache.commit(batch) }
+        return tapped
     }
 
     private func fillRopeTables(_ positions: [Int]) {
