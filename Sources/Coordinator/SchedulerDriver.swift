@@ -16,8 +16,9 @@ import ZeroMQ
 ///
 /// It also keeps the pipeline whole. A worker whose connection breaks, or that stays silent past
 /// `workerTimeout`, is lost: the driver makes a new plan over the workers left (`StagePlanner`),
-/// hands it out (`StageLoader`) and, once every stage is loaded, has the scheduler replay the
-/// sequences that were running. A worker that comes back (it answers a hello again), or a new
+/// hands it out (`StageLoader`) and, once every stage is loaded, has the sequences that were
+/// running go on. Where it can, the new plan keeps the stages' KV caches and only the layers
+/// that moved are rebuilt (`keptPlan`, `keeping`); otherwise the scheduler replays them. A worker that comes back (it answers a hello again), or a new
 /// one that announces itself (`--join`), makes a new plan that takes it in; a standby takes the
 /// place of a lost worker. While no plan fits, requests fail naming what is missing, and the
 /// driver keeps trying as workers come and go.
