@@ -9,6 +9,6 @@ struct Strata: AsyncParsableCommand {
         abstract: "Pipeline-parallel inference for Llama-architecture models.",
         version: StrataVersion.string,
         subcommands: [Generate.self, Chat.self, LocalCommand.self, WorkerCommand.self, CoordinatorCommand.self,
-                      Status.self, Tokenize.self, Inspect.self, Bench.self, Soak.self, Synth.self, Plan.self]
+                      Status.self, Tokenize.self, Inspect.self, Bench.self, Soak.self, Synth.self, Plan.self, Keygen.self]
     )
 }

@@ -120,6 +120,25 @@ struct CLITests {
     }
 
     /// Bad input gets a clear message and a failing status, not a crash.
+    /// `strata keygen NAME` writes a secret key only its owner may read and the public key,
+    /// says the public key, and does not overwrite a pair without `--force`.
+    @Test func keygenWritesAKeyPair() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-keygen-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try Self.strata(["keygen", dir + "/worker-1"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let secret = try FileManager.default.attributesOfItem(atPath: dir + "/worker-1.key")
+        #expect(secret[.posixPermissions] as? Int == 0o600)
+        let publicKey = try String(contentsOfFile: dir + "/worker-1.pub", encoding: .utf8).trimmingCharacters(in: .newlines)
+        #expect(publicKey.count == 40 && made.stdout.contains("public key: \(publicKey)"))
+        let again = try Self.strata(["keygen", dir + "/worker-1"])
+        #expect(again.exitedWithError && again.stderr.contains("worker-1.key") && again.stderr.contains("--force"))
+        let forced = try Self.strata(["keygen", dir + "/worker-1", "--force"])
+        #expect(forced.status == 0)
+        #expect(try String(contentsOfFile: dir + "/worker-1.pub", encoding: .utf8).trimmingCharacters(in: .newlines) != publicKey)
+    }
+
     @Test func badInputIsAClearError() throws {
         let junk = FileManager.default.temporaryDirectory.appendingPathComponent("strata-junk-\(UUID()).gguf")
         try Data("this is not a model".utf8).write(to: junk)
