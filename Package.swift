@@ -92,7 +92,7 @@ let package = Package(
             path: "Sources/strata",
             swiftSettings: optimize
         ),
-        .target(name: "TestSupport", dependencies: ["StrataModel"], path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: ["StrataModel", "ZeroMQ"], path: "Tests/Support"),
         .testTarget(name: "ServerTests", dependencies: ["strata", "StrataAPI", "TestSupport"], path: "Tests/ServerTests",
                     exclude: ["openai_client.py"]),
         .testTarget(name: "ModelTests", dependencies: ["StrataModel", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],

@@ -34,6 +34,10 @@ peak() {  # peak bytes of cgroup $1
   if [ "$v1" = 1 ]; then cat "$1/memory.max_usage_in_bytes"; else cat "$1/memory.peak" 2>/dev/null || echo 0; fi
 }
 
+# Keys, as on real hosts (docs/security.md): one pair for the coordinator, one per worker.
+"$strata" keygen "$work/coordinator" >/dev/null
+for i in $(seq 0 $((workers - 1))); do "$strata" keygen "$work/w$i" >/dev/null; done
+
 start_workers() {
   pids=()
   endpoints=""
@@ -50,9 +54,9 @@ start_workers() {
     port=$((7300 + i))
     # The subshell moves itself into the cgroup, then becomes the worker: this shell stays out.
     (echo $BASHPID >"$cg/cgroup.procs" && exec "$strata" worker --listen "tcp://127.0.0.1:$port" --threads 2 \
-      --cache-dir "$work/cache$i" --name "w$i") 2>"$work/worker$i.log" &
+      --cache-dir "$work/cache$i" --name "w$i" --key "$work/w$i.key" --coordinator-key "$work/coordinator.pub") 2>"$work/worker$i.log" &
     pids+=($!)
-    endpoints+="${endpoints:+,}tcp://127.0.0.1:$port"
+    endpoints+="${endpoints:+,}tcp://127.0.0.1:$port=$work/w$i.pub"
   done
   sleep 1
 }
@@ -62,7 +66,7 @@ run_cluster() {  # $1: label
   local start end
   start=$(date +%s.%N)
   XDG_CACHE_HOME="$work/coordinator" /usr/bin/time -f "%M" -o "$work/coordinator.rss" \
-    "$strata" coordinator --model "$model" --workers "$endpoints" --threads 2 --prompt "$prompt" -n 16 \
+    "$strata" coordinator --model "$model" --key "$work/coordinator.key" --workers "$endpoints" --threads 2 --prompt "$prompt" -n 16 \
     >"$work/out-$1.txt" 2>"$work/coordinator-$1.log"
   end=$(date +%s.%N)
   echo "$1: coordinator ran $(echo "$end - $start" | bc) s (start, load, 16 tokens); peak RSS $(($(cat "$work/coordinator.rss") / 1024)) MiB"

@@ -23,8 +23,9 @@ public final class Cluster: @unchecked Sendable {
     let context: ZMQContext
     /// The workers given at start (`--workers`, `--standby`); the driver adds those that join.
     let links: [WorkerLink]
-    /// Where workers announce themselves (`listen`).
+    /// Where workers announce themselves (`listen`), and with CurveZMQ, who may.
     private var door: ZMQSocket?
+    private var doorGuard: ZAPHandler?
     let head: LlamaEngine
     let file: GGUFFile
     /// SHA-256 of every tensor of the model (hex), for the stages to check what they load.
@@ -94,16 +95,36 @@ public final class Cluster: @unchecked Sendable {
             let context = try ZMQContext()
             self.context = context
             let given = settings.workers.map { ($0, false) } + settings.standby.map { ($0, true) }
-            links = try given.enumerated().map { i, w throws(ZMQError) in
-                try WorkerLink(context: context, endpoint: w.0, index: i, standby: w.1)
+            if settings.security.keys != nil, let unkeyed = given.first(where: { settings.workerKeys[$0.0] == nil }) {
+                throw ClusterError.noWorkerKey(endpoint: unkeyed.0)
             }
+            links = try given.enumerated().map { i, w throws(ZMQError) in
+                try WorkerLink(context: context, endpoint: w.0, index: i, standby: w.1, security: settings.security,
+                               publicKey: settings.workerKeys[w.0])
+            }
+        } catch let error as ClusterError {
+            throw error
         } catch {
             throw .model("cannot open sockets: \(error)")
         }
+        if let keys = settings.security.keys {
+            logger.info("links are encrypted (CurveZMQ); this coordinator's key is \(keys.publicText)")
+        } else {
+            logger.warning("links are not encrypted (--insecure): anyone on the network can read the activations, and take the workers over")
+        }
         do {
             door = try settings.listen.map { address throws(ZMQError) in
+                // The handler is there before the door opens: libzmq lets everyone in without one.
+                if settings.security.keys != nil {
+                    let zap = try ZAPHandler(context: context) { address, key in
+                        logger.warning("refused a worker's connection from \(address): its key \(ZMQ.z85Encode(key) ?? "?") is not one this coordinator was given")
+                    }
+                    zap.setTrusted(settings.trustedWorkerKeys, as: "worker")
+                    doorGuard = zap
+                }
                 let socket = try ZMQSocket(context, type: .router)
                 try socket.configureAsPeerLink(maxMessageBytes: 64 << 10)
+                try socket.secureAsServer(settings.security)
                 try socket.bind(address)
                 return socket
             }
@@ -196,11 +217,20 @@ public final class Cluster: @unchecked Sendable {
     }
 
     private func handshake() throws(ClusterError) {
-        let me = Hello(role: .coordinator, peerID: ProcessInfo.processInfo.hostName, appVersion: StrataVersion.string)
+        let me = Hello.coordinator(settings.security)
         for link in links {
             do { try link.send(.hello(me)) } catch { throw .unreachable(endpoint: link.endpoint, seconds: 0) }
         }
-        try waitFor("handshake", timeout: settings.connectTimeout, done: { $0.hello != nil || $0.standby }, handle: { link, message throws(ClusterError) in
+        try waitFor("handshake", timeout: settings.connectTimeout, done: { $0.hello != nil || $0.standby }, tick: { () throws(ClusterError) in
+            // An encrypted handshake that fails fails again on every retry: say why now.
+            for link in links where link.hello == nil && !link.standby {
+                while let (event, value, _) = try? link.monitor.next() {
+                    guard let failure = WorkerLink.handshakeFailure(event, value: value) else { continue }
+                    link.handshakeFailures += 1
+                    if failure.certain || link.handshakeFailures >= 3 { throw .handshakeFailed(endpoint: link.endpoint, why: failure.why) }
+                }
+            }
+        }, handle: { link, message throws(ClusterError) in
             switch message {
             case let .hello(h) where h.role == .worker:
                 link.hello = h
@@ -239,6 +269,7 @@ public final class Cluster: @unchecked Sendable {
 
     private func closeLinks(stopWorkers: Bool) {
         door?.close()
+        doorGuard?.stop()
         for link in driver?.links ?? links {
             if stopWorkers { try? link.send(.shutdown) }
             link.monitor.close()
@@ -259,6 +290,14 @@ extension StageInfo {
                   kvCacheBytes: link.lastHeartbeat?.kvCacheBytes ?? 0, sequences: Int(link.lastHeartbeat?.sequences ?? 0),
                   residentBytes: link.lastHeartbeat?.residentBytes ?? link.report?.residentBytes ?? 0,
                   streamedWeights: link.streamed, kvPages: Int(link.report?.kvPages ?? 0), kvPageRows: Int(link.report?.kvPageRows ?? 0))
+    }
+}
+
+extension Hello {
+    /// The coordinator's hello, with its public key when links are encrypted.
+    static func coordinator(_ security: LinkSecurity) -> Hello {
+        Hello(role: .coordinator, peerID: ProcessInfo.processInfo.hostName, appVersion: StrataVersion.string,
+              curvePublicKey: security.keys?.publicKey ?? [])
     }
 }
 

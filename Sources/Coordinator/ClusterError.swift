@@ -6,6 +6,10 @@ public enum ClusterError: Error, CustomStringConvertible {
     case noWorkers
     case model(String)
     case unreachable(endpoint: String, seconds: Int)
+    /// The encrypted handshake with a worker failed: `why` says which side refused what.
+    case handshakeFailed(endpoint: String, why: String)
+    /// Links are encrypted, but no key was given for this worker.
+    case noWorkerKey(endpoint: String)
     case protocolMismatch(endpoint: String, message: String)
     case refused(endpoint: String, message: String)
     case partition(PartitionError)
@@ -32,6 +36,9 @@ public enum ClusterError: Error, CustomStringConvertible {
         case let .model(m): m
         case let .unreachable(e, s):
             "worker \(e) did not answer within \(s) s: is `strata worker --listen …` running there, and is the address reachable from here?"
+        case let .handshakeFailed(e, why): "the encrypted handshake with worker \(e) failed: \(why)"
+        case let .noWorkerKey(e):
+            "no CurveZMQ key for worker \(e): give its public key with the endpoint, as \(e)=KEY (its .pub file or the key), or run both sides with --insecure"
         case let .protocolMismatch(e, m): "worker \(e) speaks another protocol version: \(m)"
         case let .refused(e, m): "worker \(e) refused: \(m)"
         case let .partition(p): p.description

@@ -1,5 +1,6 @@
 import StrataModel
 import StrataWire
+import ZeroMQ
 
 /// How a coordinator runs (`strata coordinator`, `strata local`).
 public struct ClusterSettings: Sendable {
@@ -28,6 +29,15 @@ public struct ClusterSettings: Sendable {
     /// Where workers started with `--join` announce themselves (e.g. "tcp://0.0.0.0:7100"); nil
     /// takes no announcements.
     public var listen: String?
+    /// CurveZMQ with the coordinator's key pair, or plain links.
+    public var security: LinkSecurity
+    /// With CurveZMQ: each worker's public key, by endpoint (`workers`, `standby`); a worker's
+    /// link cannot be made without it.
+    public var workerKeys: [String: [UInt8]] = [:]
+    /// With CurveZMQ and `listen`: the keys of the workers that may join (besides those of
+    /// `workerKeys`). A worker's key is what it is known by; the endpoint it announces is
+    /// connected to with that key.
+    public var joinKeys: [[UInt8]] = []
     public var partition: PartitionStrategy = .memory
     /// Tokens per sequence (prompt and generated); capped by the model's own.
     public var contextLength = Default.contextLength
@@ -56,10 +66,14 @@ public struct ClusterSettings: Sendable {
     public var workerTimeout = Default.workerTimeout
     public var heartbeatInterval = Default.heartbeatInterval
 
-    public init(model: String, workers: [String]) {
+    public init(model: String, workers: [String], security: LinkSecurity) {
         self.model = model
         self.workers = workers
+        self.security = security
     }
+
+    /// The keys of every worker this coordinator knows of.
+    public var trustedWorkerKeys: [[UInt8]] { Array(workerKeys.values) + joinKeys }
 }
 
 /// What the coordinator knows of one stage, for status and benchmarks.

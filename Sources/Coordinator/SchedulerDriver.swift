@@ -233,18 +233,26 @@ final class SchedulerDriver: @unchecked Sendable {
     /// A link's connection events: a broken one loses its worker; a new one (the worker back,
     /// or another process on its address) is greeted.
     private func watch(_ link: WorkerLink) {
-        while let (event, _) = try? link.monitor.next() {
+        while let (event, value, _) = try? link.monitor.next() {
             if event.contains(.disconnected), link.hello != nil {
                 lost(link, "its connection broke (the process exited, or was killed)")
             }
-            if event.contains(.handshakeSucceeded), link.hello == nil { greet(link) }
+            if event.contains(.handshakeSucceeded) {
+                link.handshakeFailed = false
+                if link.hello == nil { greet(link) }
+            }
+            // Said once until a handshake succeeds: libzmq tries again and again.
+            if let failure = WorkerLink.handshakeFailure(event, value: value), !link.handshakeFailed {
+                link.handshakeFailed = true
+                logger.warning("the encrypted handshake failed: \(failure.why)", metadata: ["worker": "\(link.endpoint)"])
+            }
         }
     }
 
     /// Says hello to a worker that is to answer with its own before it takes part again.
     private func greet(_ link: WorkerLink) {
         link.greeted = .now
-        try? link.send(.hello(Hello(role: .coordinator, peerID: ProcessInfo.processInfo.hostName, appVersion: StrataVersion.string)))
+        try? link.send(.hello(.coordinator(planner.settings.security)))
     }
 
     /// Takes every message waiting on a link; returns a failure that ends the cluster.
@@ -354,7 +362,8 @@ final class SchedulerDriver: @unchecked Sendable {
     /// Takes the announcements waiting at the door (`strata worker --join`): a worker new here
     /// gets a link, one known and lost is greeted again.
     private func admit(_ door: ZMQSocket) {
-        while let frames = try? door.receive(dontWait: true) {
+        let security = planner.settings.security
+        while let (frames, key) = try? door.receiveAuthenticated(dontWait: true) {
             guard frames.count == 2, let peer = frames.first else { continue }
             let hello: Hello
             do {
@@ -367,12 +376,22 @@ final class SchedulerDriver: @unchecked Sendable {
                 _ = try? door.send([peer, WireMessage.error(error.reply).encoded()], dontWait: true)
                 continue
             }
+            // With CurveZMQ the worker is the key it connected with (the door let it in), and
+            // its endpoint is connected to with that key; the key it claims is not asked.
+            let workerKey = key.flatMap(ZMQ.z85Decode)
+            if security.keys != nil, workerKey == nil { continue }
             if let link = links.first(where: { $0.endpoint == hello.endpoint }) {
-                if link.hello == nil && ContinuousClock.now - link.greeted > .seconds(1) { greet(link) }
+                if link.publicKey != workerKey {
+                    logger.warning("a worker with another key announced itself at \(hello.endpoint), the address of a worker known here: ignored",
+                                   metadata: ["worker": "\(hello.endpoint)"])
+                } else if link.hello == nil && ContinuousClock.now - link.greeted > .seconds(1) {
+                    greet(link)
+                }
                 continue
             }
             do {
-                let link = try WorkerLink(context: context, endpoint: hello.endpoint, index: links.count)
+                let link = try WorkerLink(context: context, endpoint: hello.endpoint, index: links.count, security: security,
+                                          publicKey: workerKey)
                 links.append(link)
                 logger.notice("worker \(hello.peerID) announced itself at \(hello.endpoint)", metadata: ["worker": "\(hello.endpoint)"])
                 greet(link)

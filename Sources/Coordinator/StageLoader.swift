@@ -1,6 +1,7 @@
 import Logging
 import StrataModel
 import StrataWire
+import ZeroMQ
 
 /// What the coordinator needs to cut its model into stages and hand them out: the file, its
 /// identity and tensor digests, and what each layer costs a worker.
@@ -46,7 +47,8 @@ struct StagePlanner {
     /// The assignment of `link`'s layers as stage `stage` of `pipeline`, under `plan`.
     func assignment(_ link: WorkerLink, stage: Int, of pipeline: [WorkerLink], plan: UInt32,
                     stageFileBytes: Int = 0, keep: KeptCaches? = nil) throws(ClusterError) -> Assign {
-        let next = stage + 1 < pipeline.count ? pipeline[stage + 1].endpoint : ""
+        let next = stage + 1 < pipeline.count ? pipeline[stage + 1] : nil
+        let previous = stage > 0 ? pipeline[stage - 1] : nil
         let names: [String]
         do { names = try StageFile.tensorNames(in: file, layers: link.layers) } catch {
             throw .model("cannot cut layers \(link.layers) out of \(settings.model): \(error)")
@@ -55,7 +57,8 @@ struct StagePlanner {
         return Assign(model: model, layerStart: UInt32(link.layers.lowerBound), layerEnd: UInt32(link.layers.upperBound),
                       layerCount: UInt32(layerCount), stageIndex: UInt16(stage), stageCount: UInt16(pipeline.count),
                       contextLength: UInt32(contextLength), maxSequences: UInt32(settings.maxSequences),
-                      activationType: settings.activationType, nextEndpoint: next, tensorDigests: digests,
+                      activationType: settings.activationType, nextEndpoint: next?.endpoint ?? "",
+                      nextCurvePublicKey: next?.publicKey ?? [], previousCurvePublicKey: previous?.publicKey ?? [], tensorDigests: digests,
                       stageFileBytes: UInt64(stageFileBytes), plan: plan, keep: keep)
     }
 }

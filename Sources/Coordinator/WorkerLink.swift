@@ -12,6 +12,8 @@ final class WorkerLink {
     /// Given with `--standby`: it takes the place of a lost worker only.
     let standby: Bool
     let socket: ZMQSocket
+    /// The worker's CurveZMQ public key (the link is encrypted to it); nil on plain links.
+    let publicKey: [UInt8]?
     /// Its connection's events: a broken connection is a lost worker, at once.
     let monitor: ZMQMonitor
     /// The worker's hello; nil until it answers ours, and again once it is lost, until it
@@ -28,6 +30,10 @@ final class WorkerLink {
     var streamed = false
     var lastHeard = ContinuousClock.now
     var lastHeartbeat: Heartbeat?
+    /// The last encrypted handshake failed (and the coordinator said why).
+    var handshakeFailed = false
+    /// Handshakes that failed in a row, for failures that one alone does not prove.
+    var handshakeFailures = 0
     /// When it was last sent a hello.
     var greeted = ContinuousClock.now
     /// Why it is left out of plans: it refused its stage. A new hello from it clears this.
@@ -39,12 +45,15 @@ final class WorkerLink {
                              pageRows: Int(max(report?.kvPageRows ?? 1, 1)))
     }
 
-    init(context: ZMQContext, endpoint: String, index: Int, standby: Bool = false) throws(ZMQError) {
+    init(context: ZMQContext, endpoint: String, index: Int, standby: Bool = false, security: LinkSecurity,
+         publicKey: [UInt8]?) throws(ZMQError) {
         self.endpoint = endpoint
         self.index = index
         self.standby = standby
+        self.publicKey = security.keys == nil ? nil : publicKey
         socket = try ZMQSocket(context, type: .dealer)
-        monitor = try ZMQMonitor(socket, events: [.handshakeSucceeded, .disconnected])
+        monitor = try ZMQMonitor(socket, events: [.handshakeSucceeded, .disconnected, .handshakeFailed])
+        try socket.secureAsClient(security, serverKey: publicKey)
         // (Its linger lets a final `shutdown` or `release` leave.)
         try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         try socket.setReconnectInterval(milliseconds: 100, max: 2000)
@@ -52,6 +61,22 @@ final class WorkerLink {
         // the heartbeat timeout): it still knows this coordinator.
         try socket.setRandomRoutingID()
         try socket.connect(endpoint)
+    }
+
+    /// Why a handshake with the worker failed, from the monitor's `event` and its value: nil
+    /// for other events. `certain` is false when the connection only closed during the
+    /// handshake, which a worker given the wrong key does, but so may a network break.
+    static func handshakeFailure(_ event: ZMQSocketEvents, value: UInt32) -> (why: String, certain: Bool)? {
+        if event.contains(.handshakeFailedAuth) {
+            return ("the worker does not trust this coordinator's key (ZAP status \(value)): add it to the worker's --coordinator-key", true)
+        }
+        if event.contains(.handshakeFailedProtocol) {
+            return ("one side runs with --insecure and the other does not", true)
+        }
+        if event.contains(.handshakeFailedNoDetail) {
+            return ("the worker closed the connection during it: is the key given for it its own (its .pub file), and does it run without --insecure?", false)
+        }
+        return nil
     }
 
     /// The worker's error, as the reason it refused what it was asked.

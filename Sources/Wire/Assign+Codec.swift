@@ -1,6 +1,6 @@
 /// Assign body: model identity, layerStart u32, layerEnd u32, layerCount u32, stageIndex u16,
 /// stageCount u16, contextLength u32, maxSequences u32, activationType u8, nextEndpoint string,
-/// nextCurvePublicKey (u8 length, 0 or 32 bytes), tensorDigests (u16 count; each a name string
+/// nextCurvePublicKey (u8 length, 0 or 32 bytes), previousCurvePublicKey (the same), tensorDigests (u16 count; each a name string
 /// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64, plan u32, then the kept
 /// caches: fromPlan u32 (0: none, and nothing follows but zeros), rebuildStart u32, rebuildEnd
 /// u32, rebuildFromLog bool, sendOn bool, sequences (u16 count; each sequence u64, length u32).
@@ -17,6 +17,7 @@ extension Assign {
         w.u8(activationType.rawValue)
         w.string(nextEndpoint)
         w.byteArray(nextCurvePublicKey, .u8)
+        w.byteArray(previousCurvePublicKey, .u8)
         for digest in tensorDigests.prefix(w.lengthPrefix(tensorDigests.count, .u16)) {
             w.string(digest.name)
             w.byteArray(digest.sha256, .u8)
@@ -56,6 +57,7 @@ extension Assign {
         let type = try r.enumeration(ActivationType.self, "assign.activationType")
         let nextEndpoint = try r.string(limit: Wire.Limits.endpointBytes, "assign.nextEndpoint")
         let nextKey = try r.fixedBytes(.u8, sizes: [0, Wire.Limits.curveKeyBytes], "assign.nextCurvePublicKey")
+        let previousKey = try r.fixedBytes(.u8, sizes: [0, Wire.Limits.curveKeyBytes], "assign.previousCurvePublicKey")
         // Each digest is at least its name's 2-byte length, a 1-byte length and 32 bytes.
         let digestCount = try r.count(.u16, limit: Wire.Limits.tensorDigests, minimumElementBytes: 35, "assign.tensorDigests.count")
         var digests: [TensorDigest] = []
@@ -102,6 +104,6 @@ extension Assign {
         return Assign(model: model, layerStart: layerStart, layerEnd: layerEnd, layerCount: layerCount,
                       stageIndex: stageIndex, stageCount: stageCount, contextLength: contextLength,
                       maxSequences: maxSequences, activationType: type, nextEndpoint: nextEndpoint,
-                      nextCurvePublicKey: nextKey, tensorDigests: digests, stageFileBytes: stageBytes, plan: plan, keep: keep)
+                      nextCurvePublicKey: nextKey, previousCurvePublicKey: previousKey, tensorDigests: digests, stageFileBytes: stageBytes, plan: plan, keep: keep)
     }
 }

@@ -72,6 +72,10 @@ public struct Assign: Sendable, Equatable {
     public var nextEndpoint: String
     /// The next worker's CurveZMQ public key when links are encrypted; empty otherwise.
     public var nextCurvePublicKey: [UInt8]
+    /// The previous worker's CurveZMQ public key when links are encrypted and this is not the
+    /// first stage: the one key, besides the coordinator's, that may connect to send it
+    /// activations. Empty otherwise.
+    public var previousCurvePublicKey: [UInt8]
     /// The SHA-256 of each of the stage's tensors' data bytes, by tensor name: a worker with a
     /// copy of the model checks its own layers against them (and nothing else of the file); a
     /// worker sent the stage file checks what arrived.
@@ -90,12 +94,12 @@ public struct Assign: Sendable, Equatable {
 
     public init(model: ModelIdentity, layerStart: UInt32, layerEnd: UInt32, layerCount: UInt32, stageIndex: UInt16,
                 stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, activationType: ActivationType,
-                nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], tensorDigests: [TensorDigest] = [],
+                nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], previousCurvePublicKey: [UInt8] = [], tensorDigests: [TensorDigest] = [],
                 stageFileBytes: UInt64 = 0, plan: UInt32 = 0, keep: KeptCaches? = nil) {
         self.model = model; self.layerStart = layerStart; self.layerEnd = layerEnd; self.layerCount = layerCount
         self.stageIndex = stageIndex; self.stageCount = stageCount; self.contextLength = contextLength
         self.maxSequences = maxSequences; self.activationType = activationType; self.nextEndpoint = nextEndpoint
-        self.nextCurvePublicKey = nextCurvePublicKey; self.tensorDigests = tensorDigests; self.stageFileBytes = stageFileBytes
+        self.nextCurvePublicKey = nextCurvePublicKey; self.previousCurvePublicKey = previousCurvePublicKey; self.tensorDigests = tensorDigests; self.stageFileBytes = stageFileBytes
         self.plan = plan; self.keep = keep
     }
 }
@@ -253,6 +257,8 @@ public struct WireErrorMessage: Sendable, Equatable, Error {
     public enum Code: UInt16, Sendable {
         case unsupportedVersion = 1, unknownKind = 2, malformed = 3, unknownPeer = 4, notAssigned = 5
         case modelMismatch = 6, outOfMemory = 7, contextOverflow = 8, loadFailed = 9, busy = 10, `internal` = 11
+        /// The sender's key is not trusted for what it asked.
+        case unauthorized = 12
         /// A code this build does not know (from a newer peer).
         case other = 0xFFFF
     }

@@ -9,7 +9,7 @@ public enum Wire {
 
     /// Protocol version, kept apart from the application version. Peers speak exactly one
     /// version; a frame of another version is refused (except the frozen error frame).
-    public static let protocolVersion: UInt16 = 4
+    public static let protocolVersion: UInt16 = 5
 
     /// Size of the frame header: magic (4), version (2), kind (1), flags (1), body length (4).
     public static let headerBytes = 12

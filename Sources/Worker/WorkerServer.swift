@@ -20,6 +20,9 @@ public final class WorkerServer: @unchecked Sendable {
     /// The endpoint actually bound (a `*` port resolved).
     public let endpoint: String
 
+    /// With CurveZMQ: who may connect (the coordinators' keys, and the previous stage's).
+    private let zap: ZAPHandler?
+    private static let coordinatorRole = "coordinator", stageRole = "stage"
     /// The local copy of the model (checked at start), if the worker has one.
     private let modelFile: GGUFFile?
     private let stageThread: StageThread
@@ -44,14 +47,27 @@ public final class WorkerServer: @unchecked Sendable {
         // assignment. Its bytes are checked at assignment, and only those of the stage's layers.
         modelFile = try settings.model.map { path in try GGUFFile(path: path) }
         context = try ZMQContext()
+        var logger = Logger(label: "strata.worker")
+        logger[metadataKey: "worker"] = "\(settings.name ?? settings.listen)"
+        // The handler is there before the socket binds: libzmq lets everyone in without one.
+        if settings.security.keys != nil {
+            let refusals = logger
+            let zap = try ZAPHandler(context: context) { address, key in
+                refusals.warning("refused a connection from \(address): its key \(ZMQ.z85Encode(key) ?? "?") is not trusted here")
+            }
+            zap.setTrusted(settings.coordinatorKeys, as: Self.coordinatorRole)
+            self.zap = zap
+        } else {
+            zap = nil
+        }
         router = try ZMQSocket(context, type: .router)
         try router.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         try router.setRouterMandatory(true)
         try router.setRouterHandover(true)
+        try router.secureAsServer(settings.security)
         try router.bind(settings.listen)
         endpoint = try router.lastEndpoint()
         let name = settings.name ?? endpoint
-        var logger = Logger(label: "strata.worker")
         logger[metadataKey: "worker"] = "\(name)"
         self.logger = logger
         let wake = "inproc://strata-stage-\(UUID().uuidString)"
@@ -62,6 +78,7 @@ public final class WorkerServer: @unchecked Sendable {
             let socket = try ZMQSocket(context, type: .dealer)
             try socket.configureAsPeerLink(maxMessageBytes: 64 << 10)
             try socket.setLinger(milliseconds: 0)
+            try socket.secureAsClient(settings.security, serverKey: settings.coordinatorKeys.first)
             try socket.connect(door)
             return socket
         }
@@ -87,8 +104,13 @@ public final class WorkerServer: @unchecked Sendable {
             stageThread.close()
             wakeReceiver.close()
             announcer?.close()
+            zap?.stop()
         }
-        log("listening" + (settings.model.map { ", model \($0)" } ?? ", no local model"))
+        let security = settings.security.keys.map { "CurveZMQ, key \($0.publicText)" } ?? "links in the clear (--insecure)"
+        log("listening" + (settings.model.map { ", model \($0)" } ?? ", no local model") + "; \(security)")
+        if settings.security.keys == nil {
+            log("links are not encrypted and any peer that reaches this port may take this worker over", .warning)
+        }
         while running {
             announce()
             let nexts = routes.values.compactMap(\.next)
@@ -138,8 +160,8 @@ public final class WorkerServer: @unchecked Sendable {
     /// Takes every message waiting, so that activations that arrived together run as one batch.
     private func serveWaiting() throws {
         var forwards: [Activations] = []
-        while running, let frames = try receive(dontWait: true) {
-            for action in protocolState.received(frames) {
+        while running, let (frames, key) = try receive(dontWait: true) {
+            for action in protocolState.received(frames, trust: trust(key)) {
                 if case let .run(a) = action { forwards.append(a) } else {
                     if !forwards.isEmpty { stageThread.submit(.run(forwards)); forwards = [] }
                     perform(action)
@@ -154,13 +176,32 @@ public final class WorkerServer: @unchecked Sendable {
         context.shutdown()
     }
 
-    private func receive(dontWait: Bool) throws -> [[UInt8]]? {
+    /// The next message waiting, and the CurveZMQ key (Z85) its sender connected with.
+    private func receive(dontWait: Bool) throws -> ([[UInt8]], String?)? {
         do {
-            return try router.receive(dontWait: dontWait)
+            return try router.receiveAuthenticated(dontWait: dontWait).map { ($0.frames, $0.userID) }
         } catch {
             if error.isTerminated { running = false; return nil }
             throw error
         }
+    }
+
+    /// What a sender is, by the key it connected with: with CurveZMQ, the role its key is
+    /// trusted for now (a previous stage of a plan retired since is no longer trusted).
+    private func trust(_ key: String?) -> WorkerStateMachine.Trust {
+        guard let zap else { return .unauthenticated }
+        switch key.flatMap(ZMQ.z85Decode).flatMap(zap.name(of:)) {
+        case Self.coordinatorRole: return .trusted(.coordinator)
+        case Self.stageRole: return .trusted(.stage)
+        default: return .untrusted
+        }
+    }
+
+    /// With CurveZMQ, the previous stages that may connect: those of the plans this worker
+    /// serves or loads.
+    private func trustPreviousStages() {
+        let keys = (routes.values.map(\.assign) + (assignment.map { [$0] } ?? [])).map(\.previousCurvePublicKey).filter { !$0.isEmpty }
+        zap?.setTrusted(keys, as: Self.stageRole)
     }
 
     private func send(_ message: WireMessage, to peer: [UInt8]) {
@@ -196,6 +237,7 @@ public final class WorkerServer: @unchecked Sendable {
                 route.next?.close()
                 routes[p] = nil
             }
+            trustPreviousStages()
             stageThread.submit(.retire(before: plan))
         case .stop: running = false
         case let .log(message): log(message)
@@ -204,7 +246,8 @@ public final class WorkerServer: @unchecked Sendable {
 
     private func hello() -> Hello {
         Hello(role: .worker, peerID: name, appVersion: StrataVersion.string, memoryBytes: memoryLimit,
-              threads: UInt16(settings.threads), cpuFeatures: SystemInfo.cpuFeatures())
+              threads: UInt16(settings.threads), cpuFeatures: SystemInfo.cpuFeatures(),
+              curvePublicKey: settings.security.keys?.publicKey ?? [])
     }
 
     /// `--max-memory`, else what the cgroup and the system allow.
@@ -222,6 +265,7 @@ public final class WorkerServer: @unchecked Sendable {
         download?.abandon()
         download = nil
         assignment = a
+        trustPreviousStages()
         let layers = "layers \(a.layerStart)..<\(a.layerEnd)"
         logger[metadataKey: "stage"] = "\(a.stageIndex)"
         if let modelFile {
@@ -333,6 +377,7 @@ public final class WorkerServer: @unchecked Sendable {
         try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
         // The same peer (the one that said hello) to the next stage after a reconnect.
         try socket.setRandomRoutingID()
+        try socket.secureAsClient(settings.security, serverKey: a.nextCurvePublicKey.isEmpty ? nil : a.nextCurvePublicKey)
         try socket.connect(a.nextEndpoint)
         _ = try socket.send(WireMessage.hello(Hello(role: .stage, peerID: name, appVersion: StrataVersion.string)).encoded())
         routes[a.plan] = (a, socket)

@@ -1,5 +1,6 @@
 import Foundation
 import StrataModel
+import ZeroMQ
 
 /// How a worker runs (`strata worker`).
 public struct WorkerSettings: Sendable {
@@ -30,8 +31,14 @@ public struct WorkerSettings: Sendable {
     public var join: String?
     /// The endpoint announced with `join`; the bound address by default.
     public var advertise: String?
+    /// CurveZMQ with the worker's key pair, or plain links.
+    public var security: LinkSecurity
+    /// With CurveZMQ: the keys of the coordinators this worker takes orders from (the first is
+    /// the one `join` announces to). The one other key let in is the previous stage's, which
+    /// the coordinator names in the assignment.
+    public var coordinatorKeys: [[UInt8]]
 
-    public init(listen: String, model: String? = nil, threads: Int = 2, maxMemory: UInt64 = 0,
+    public init(listen: String, security: LinkSecurity, coordinatorKeys: [[UInt8]] = [], model: String? = nil, threads: Int = 2, maxMemory: UInt64 = 0,
                 cacheDirectory: String = Default.cacheDirectory, precision: Precision = .fast, name: String? = nil,
                 sharedCores: Bool = false, join: String? = nil, advertise: String? = nil) {
         self.listen = listen
@@ -44,5 +51,7 @@ public struct WorkerSettings: Sendable {
         self.sharedCores = sharedCores
         self.join = join
         self.advertise = advertise
+        self.security = security
+        self.coordinatorKeys = coordinatorKeys
     }
 }

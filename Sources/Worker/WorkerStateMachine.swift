@@ -8,7 +8,8 @@ import StrataWire
 ///
 /// The rules: a peer says hello before anything else; only the peer that said hello as the
 /// coordinator may assign, stream weights, release or stop, and the last one to assign is the
-/// one answered; activations run only on a loaded stage of the plan they were sent under (the
+/// one answered; with encrypted links, a peer is only the role its key is trusted for;
+/// activations run only on a loaded stage of the plan they were sent under (the
 /// top 32 bits of their requestID). A new plan loads beside the stage serving the last one,
 /// which keeps running its batches until the first batch of the new plan arrives (then it is
 /// retired); a batch of a plan whose stage is gone is dropped.
@@ -57,10 +58,21 @@ package struct WorkerStateMachine {
     private var heldForwards: [Activations] = []
     static let heldForwardsLimit = 4096
 
+    /// What the worker knows of a peer beyond its routing id.
+    package enum Trust: Equatable {
+        /// Links in the clear (`--insecure`): a peer is what its hello claims.
+        case unauthenticated
+        /// Its CurveZMQ key is trusted for this role: its hello may claim no other.
+        case trusted(Hello.Role)
+        /// Its key was trusted when it connected but no longer is (a stage of a retired plan):
+        /// what it sends is dropped.
+        case untrusted
+    }
+
     package init() {}
 
     /// A message of frames from the ROUTER: the peer's routing id, then the message.
-    package mutating func received(_ frames: [[UInt8]]) -> [Action] {
+    package mutating func received(_ frames: [[UInt8]], trust: Trust = .unauthenticated) -> [Action] {
         guard let peer = frames.first else { return [] }
         guard frames.count == 2 else {
             return [.send(.error(.init(code: .malformed, message: "a message is one frame; got \(frames.count - 1)")), to: peer)]
@@ -69,10 +81,21 @@ package struct WorkerStateMachine {
         do { message = try WireMessage.decode(frames[1]) } catch {
             return [.log("undecodable frame from a peer: \(error)"), .send(.error(error.reply), to: peer)]
         }
-        return received(message, from: peer)
+        return received(message, from: peer, trust: trust)
     }
 
-    package mutating func received(_ message: WireMessage, from peer: Peer) -> [Action] {
+    package mutating func received(_ message: WireMessage, from peer: Peer, trust: Trust = .unauthenticated) -> [Action] {
+        switch trust {
+        case .unauthenticated: break
+        case .untrusted:
+            roles[peer] = nil
+            return [.log("dropped \(message.kind) from a peer whose key is no longer trusted")]
+        case let .trusted(role):
+            if case let .hello(h) = message, h.role != role {
+                return [.log("refused a hello as \(h.role) from a peer whose key is trusted as \(role) only"),
+                        .send(.error(.init(code: .unauthorized, message: "this key is trusted as \(role) only, not as \(h.role)")), to: peer)]
+            }
+        }
         if case let .hello(h) = message {
             roles[peer] = h.role
             guard h.role == .coordinator else { return [] }

@@ -80,3 +80,34 @@ extension ZMQSocket {
         }
     }
 }
+
+/// How a process secures its links: CurveZMQ with its own key pair, or, only when asked for
+/// explicitly (`--insecure`), not at all.
+public enum LinkSecurity: Sendable {
+    case insecure
+    case curve(CurveKeyPair)
+
+    /// The process's keys; nil for plain links.
+    public var keys: CurveKeyPair? {
+        if case let .curve(keys) = self { return keys }
+        return nil
+    }
+}
+
+extension ZMQSocket {
+    /// With CURVE, makes this socket a CURVE server: only clients its context's ``ZAPHandler``
+    /// trusts complete a handshake. Set before `bind`.
+    public func secureAsServer(_ security: LinkSecurity) throws(ZMQError) {
+        guard let keys = security.keys else { return }
+        try setCurveServer(secretKey: keys.secretKey)
+    }
+
+    /// With CURVE, makes this socket a client of the server with `serverKey` (EINVAL when there
+    /// is none: an encrypted link cannot be made to a server whose key is unknown). Set before
+    /// `connect`.
+    public func secureAsClient(_ security: LinkSecurity, serverKey: [UInt8]?) throws(ZMQError) {
+        guard let keys = security.keys else { return }
+        guard let serverKey else { throw ZMQError(operation: "setsockopt ZMQ_CURVE_SERVERKEY (no key for the server)", code: EINVAL) }
+        try setCurveClient(serverPublicKey: serverKey, publicKey: keys.publicKey, secretKey: keys.secretKey)
+    }
+}

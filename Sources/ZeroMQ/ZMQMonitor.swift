@@ -18,6 +18,13 @@ public struct ZMQSocketEvents: OptionSet, Sendable, Hashable {
     /// A peer's connection broke (the peer process died, or closed it).
     public static let disconnected = ZMQSocketEvents(rawValue: ZMQ_EVENT_DISCONNECTED)
     public static let connectRetried = ZMQSocketEvents(rawValue: ZMQ_EVENT_CONNECT_RETRIED)
+    /// The ZMTP handshake failed: the peer's CurveZMQ key was refused (`…Auth`), the two sides
+    /// disagree on the security mechanism or the keys (`…Protocol`), or the connection broke
+    /// during it (`…NoDetail`).
+    public static let handshakeFailedAuth = ZMQSocketEvents(rawValue: ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    public static let handshakeFailedProtocol = ZMQSocketEvents(rawValue: ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    public static let handshakeFailedNoDetail = ZMQSocketEvents(rawValue: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    public static let handshakeFailed: ZMQSocketEvents = [.handshakeFailedAuth, .handshakeFailedProtocol, .handshakeFailedNoDetail]
 }
 
 /// A PAIR socket receiving the events of another socket's connections: poll it like any
@@ -36,11 +43,15 @@ public final class ZMQMonitor: @unchecked Sendable {
         try socket.connect(endpoint)
     }
 
-    /// The next event waiting, if one is: what happened, and the peer's endpoint.
-    public func next() throws(ZMQError) -> (event: ZMQSocketEvents, endpoint: String)? {
-        guard let frames = try socket.receive(dontWait: true), frames.count == 2, frames[0].count >= 2 else { return nil }
-        let event = Int32(frames[0][0]) | Int32(frames[0][1]) << 8
-        return (ZMQSocketEvents(rawValue: event), String(decoding: frames[1], as: UTF8.self))
+    /// The next event waiting, if one is: what happened, the event's value (for a failed
+    /// handshake: the ZAP status code, e.g. 400, or libzmq's protocol error code) and the
+    /// peer's endpoint.
+    public func next() throws(ZMQError) -> (event: ZMQSocketEvents, value: UInt32, endpoint: String)? {
+        guard let frames = try socket.receive(dontWait: true), frames.count == 2, frames[0].count >= 6 else { return nil }
+        let head = frames[0]
+        let event = Int32(head[0]) | Int32(head[1]) << 8
+        let value = UInt32(head[2]) | UInt32(head[3]) << 8 | UInt32(head[4]) << 16 | UInt32(head[5]) << 24
+        return (ZMQSocketEvents(rawValue: event), value, String(decoding: frames[1], as: UTF8.self))
     }
 
     public func close() { socket.close() }

@@ -61,6 +61,20 @@ extension ZMQSocket {
     /// were missing that would be thrown as EAGAIN rather than blocking mid-message. Every
     /// `zmq_msg_t` is closed, on errors as well.
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [[UInt8]]? {
+        var unused: String?
+        return try receive(dontWait: dontWait, userID: &unused)
+    }
+
+    /// Receives like ``receive(dontWait:)``, with the CurveZMQ public key (Z85) that the
+    /// sender's handshake was authenticated with by this context's ``ZAPHandler``: nil for a
+    /// connection without one (a plain link, or inproc).
+    public func receiveAuthenticated(dontWait: Bool = false) throws(ZMQError) -> (frames: [[UInt8]], userID: String?)? {
+        var userID: String?
+        guard let frames = try receive(dontWait: dontWait, userID: &userID) else { return nil }
+        return (frames, userID)
+    }
+
+    private func receive(dontWait: Bool, userID: inout String?) throws(ZMQError) -> [[UInt8]]? {
         let socket = try live("receive")
         var frames: [[UInt8]] = []
         var more = true
@@ -74,6 +88,8 @@ extension ZMQSocket {
                 if code == EAGAIN && frames.isEmpty { return nil }
                 throw ZMQError(operation: "receive", code: code)
             }
+            // (A ROUTER's routing-id frame is its own and carries no metadata: read every frame.)
+            if let id = zmq_msg_gets(message, "User-Id"), id.pointee != 0 { userID = String(cString: id) }
             let size = zmq_msg_size(message)
             frames.append(size == 0 ? [] : [UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(message), count: size)))
             more = zmq_msg_more(message) != 0

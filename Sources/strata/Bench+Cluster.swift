@@ -21,6 +21,8 @@ extension Bench {
         var workers: Int
         var threads_per_process: Int
         var activations: String
+        /// "curve" or "plain".
+        var links: String
         var micro_batches: Int
         var one_process_decode_tokens_per_second: Double
         /// One process decoding 8 sequences as one batch: the ceiling for 8 streams.
@@ -43,9 +45,9 @@ extension Bench {
         // their first token (see `aggregate`).
         let benchPrompt = benchTokens(8, vocabularySize: engine.config.vocabSize - 8)
         let local = try LocalWorkers(count: count, model: try modelOptions.path, threads: modelOptions.threads,
-                                     precision: modelOptions.precision, verbose: false)
+                                     precision: modelOptions.precision, verbose: false, insecure: insecure)
         defer { local.stop() }
-        var settings = try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true)
+        var settings = try local.settings(cluster, model: modelOptions)
         settings.maxSequences = max(settings.maxSequences, 8)
         let c = try await Cluster.start(settings: settings)
         defer { c.shutdown(stopWorkers: true) }
@@ -78,7 +80,7 @@ extension Bench {
                                  weight_bytes: $0.weightBytes, kv_cache_bytes: $0.kvCacheBytes, resident_bytes: $0.residentBytes)
         }
         let out = ClusterOutput(model: try modelOptions.path, workers: count, threads_per_process: modelOptions.threads,
-                                activations: cluster.activations.name, micro_batches: settings.microBatches,
+                                activations: cluster.activations.name, links: insecure ? "plain" : "curve", micro_batches: settings.microBatches,
                                 one_process_decode_tokens_per_second: oneProcess,
                                 one_process_batch8_tokens_per_second: batched,
                                 one_stream_decode_tokens_per_second: oneStream, ratio_to_one_process: ratio,
@@ -90,7 +92,7 @@ extension Bench {
             return
         }
         print("model      \(out.model), \(count) workers, \(out.threads_per_process) threads each, \(out.activations) activations, " +
-              "\(settings.microBatches == 0 ? count : settings.microBatches) micro-batches")
+              "\(settings.microBatches == 0 ? count : settings.microBatches) micro-batches, \(insecure ? "plain links" : "CurveZMQ links")")
         print(String(format: "decode, one process        %8.1f tokens/s", oneProcess))
         print(String(format: "decode, one process, 8 sequences batched %8.1f tokens/s in all", batched))
         print(String(format: "decode, one stream         %8.1f tokens/s  (%.2f× one process)", oneStream, out.ratio_to_one_process))

@@ -29,6 +29,9 @@ struct Bench: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
+    @Flag(help: "With --workers: plain links (by default they are encrypted with keys made for the run), to measure what CurveZMQ costs.")
+    var insecure = false
+
     @OptionGroup var client: ClientOptions
 
     @Option(help: "With --server: concurrent streaming clients for the aggregate figure.")

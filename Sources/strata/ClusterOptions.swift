@@ -3,6 +3,7 @@ import Foundation
 import StrataCoordinator
 import StrataModel
 import StrataWire
+import ZeroMQ
 
 /// How the coordinator cuts and drives the pipeline.
 struct ClusterOptions: ParsableArguments {
@@ -39,8 +40,8 @@ struct ClusterOptions: ParsableArguments {
 
     /// `sharedCores`: the stages run on this machine (`local`, `bench`), so one batch at a time
     /// unless --micro-batches says otherwise.
-    func settings(model: ModelOptions, workers: [String], sharedCores: Bool = false) throws -> ClusterSettings {
-        var s = ClusterSettings(model: try model.path, workers: workers)
+    func settings(model: ModelOptions, workers: [String], security: LinkSecurity, sharedCores: Bool = false) throws -> ClusterSettings {
+        var s = ClusterSettings(model: try model.path, workers: workers, security: security)
         s.partition = partition
         s.contextLength = context
         s.maxSequences = maxSequences

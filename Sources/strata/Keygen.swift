@@ -16,7 +16,7 @@ struct Keygen: ParsableCommand {
     var force = false
 
     func run() throws {
-        let keys = try CurveKeyFiles.generate()
+        let keys = try CurveKeyPair.generate()
         do { try keys.write(to: name, replacing: force) } catch {
             if case .unwritable = error, !force { throw ValidationError("\(error.description) (--force replaces key files)") }
             throw ValidationError(error.description)

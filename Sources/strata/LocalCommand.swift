@@ -19,6 +19,9 @@ struct LocalCommand: AsyncParsableCommand {
     @Flag(help: .hidden)
     var exitWithParent = false
 
+    @Flag(help: "Plain links between the processes (by default they are encrypted, with keys made for this run).")
+    var insecure = false
+
     @Flag(help: "Show the workers' and the coordinator's logs (as --log-level info; workers log to this stderr).")
     var verbose = false
 
@@ -44,9 +47,9 @@ struct LocalCommand: AsyncParsableCommand {
         var extra: [String] = []
         if let level = logging.logLevel { extra = ["--log-level", level.rawValue] }
         let local = try LocalWorkers(count: workers, model: try modelOptions.path, threads: modelOptions.threads,
-                                     precision: modelOptions.precision, verbose: verbose || logging.logLevel != nil, extraArguments: extra)
+                                     precision: modelOptions.precision, verbose: verbose || logging.logLevel != nil, insecure: insecure,
+                                     extraArguments: extra)
         defer { local.stop() }
-        try await runCluster(try cluster.settings(model: modelOptions, workers: local.endpoints, sharedCores: true), serve: serve,
-                             prompts: prompts, sampling: sampling, stopWorkers: true)
+        try await runCluster(try local.settings(cluster, model: modelOptions), serve: serve, prompts: prompts, sampling: sampling, stopWorkers: true)
     }
 }

@@ -1,13 +1,22 @@
 import Foundation
 import Logging
+import StrataCoordinator
 import StrataModel
 import Synchronization
+import ZeroMQ
 
 /// Worker processes of this same binary on this machine, for `strata local` and
 /// `strata bench --workers`: started on free loopback ports, restarted on the same port when
 /// one dies (the coordinator takes it back into the plan), stopped and reaped at the end.
 final class LocalWorkers: @unchecked Sendable {
     private(set) var endpoints: [String] = []
+    /// The coordinator's side of the links: CurveZMQ with a key pair made for this run, unless
+    /// `insecure`; and each worker's public key, by endpoint.
+    let security: LinkSecurity
+    private(set) var workerKeys: [String: [UInt8]] = [:]
+    /// The workers' secret key files (a private directory, removed at `stop`), one per worker,
+    /// kept for its restarts; nil with `insecure`.
+    private let keyDirectory: String?
     private let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     private let arguments: [String]
     private let verbose: Bool
@@ -23,15 +32,38 @@ final class LocalWorkers: @unchecked Sendable {
     }
     private let state = Mutex(State())
 
-    /// Starts `count` workers and waits until each has bound its port.
-    init(count: Int, model: String, threads: Int, precision: Precision, verbose: Bool, extraArguments: [String] = []) throws {
-        arguments = ["--model", model, "--threads", "\(threads)", "--precision", precision.rawValue, "--exit-with-parent",
-                     "--shared-cores"] + extraArguments
+    /// Starts `count` workers and waits until each has bound its port. Their links are
+    /// encrypted with keys made for this run (each worker's and the coordinator's), unless
+    /// `insecure`.
+    init(count: Int, model: String, threads: Int, precision: Precision, verbose: Bool, insecure: Bool = false,
+         extraArguments: [String] = []) throws {
         self.verbose = verbose
+        var keyArguments = ["--insecure"]
+        var workerKeyPairs: [CurveKeyPair] = []
+        if insecure {
+            security = .insecure
+            keyDirectory = nil
+        } else {
+            let coordinator = try CurveKeyPair.generate()
+            security = .curve(coordinator)
+            var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("strata-local-keys.XXXXXX").utf8CString)
+            guard let made = mkdtemp(&template) else { throw LocalClusterError("cannot make a directory for the workers' keys: \(String(cString: strerror(errno)))") }
+            let directory = String(cString: made)
+            keyDirectory = directory
+            for i in 0 ..< count {
+                let pair = try CurveKeyPair.generate()
+                try pair.write(to: (directory as NSString).appendingPathComponent("worker-\(i)"))
+                workerKeyPairs.append(pair)
+            }
+            keyArguments = ["--coordinator-key", coordinator.publicText]
+        }
+        arguments = ["--model", model, "--threads", "\(threads)", "--precision", precision.rawValue, "--exit-with-parent",
+                     "--shared-cores"] + keyArguments + extraArguments
         do {
             for i in 0 ..< count {
                 let (p, endpoint) = try start(worker: i, listen: "tcp://127.0.0.1:*")
                 endpoints.append(endpoint)
+                if i < workerKeyPairs.count { workerKeys[endpoint] = workerKeyPairs[i].publicKey }
                 state.withLock { $0.processes.append(p); $0.restarts.append(0); $0.started.append(.now) }
             }
         } catch {
@@ -46,6 +78,7 @@ final class LocalWorkers: @unchecked Sendable {
         let p = Process()
         p.executableURL = binary
         p.arguments = ["worker", "--listen", listen, "--name", "worker-\(i)"] + arguments
+            + (keyDirectory.map { ["--key", ($0 as NSString).appendingPathComponent("worker-\(i).key")] } ?? [])
         let out = Pipe()
         p.standardOutput = out
         p.standardError = verbose ? FileHandle.standardError : FileHandle.nullDevice
@@ -98,6 +131,13 @@ final class LocalWorkers: @unchecked Sendable {
         return String(text[range.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A coordinator's settings for these workers: their endpoints and keys, and `options`.
+    func settings(_ options: ClusterOptions, model: ModelOptions) throws -> ClusterSettings {
+        var s = try options.settings(model: model, workers: endpoints, security: security, sharedCores: true)
+        s.workerKeys = workerKeys
+        return s
+    }
+
     /// The workers' process IDs, in order.
     var processIdentifiers: [Int32] { state.withLock { $0.processes.map(\.processIdentifier) } }
 
@@ -116,6 +156,7 @@ final class LocalWorkers: @unchecked Sendable {
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
         }
+        if let keyDirectory { try? FileManager.default.removeItem(atPath: keyDirectory) }
     }
 
     deinit { stop(grace: .zero) }

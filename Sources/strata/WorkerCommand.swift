@@ -41,6 +41,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "With --join: the endpoint the coordinator is to connect to (default: the listen address, with this host's name for 0.0.0.0).")
     var advertise: String?
 
+    @OptionGroup var keys: KeyOptions
+
+    @Option(help: ArgumentHelp("The coordinator's public key (its .pub file, or the key), or several, comma-separated: only they may assign this worker its stage.",
+                               discussion: "Default: $STRATA_COORDINATOR_KEY, else $CREDENTIALS_DIRECTORY/coordinator.pub. With --join, the first is the coordinator announced to."))
+    var coordinatorKey: String?
+
     @Flag(help: "Other stages share this machine's cores: block between batches instead of spinning (`strata local` sets it).")
     var sharedCores = false
 
@@ -57,7 +63,17 @@ struct WorkerCommand: AsyncParsableCommand {
     /// Serves until a coordinator says shutdown, SIGINT or SIGTERM (a graceful stop), or,
     /// with --exit-with-parent, until the parent process is gone.
     func run() async throws {
-        let settings = WorkerSettings(listen: listen, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
+        let security = try keys.security()
+        var coordinatorKeys: [[UInt8]] = []
+        if security.keys != nil {
+            guard let list = coordinatorKey ?? environment("STRATA_COORDINATOR_KEY") ?? credential("coordinator.pub") else {
+                throw ValidationError("give --coordinator-key (the coordinator's .pub file or key): a worker with a key takes orders only from a coordinator it knows")
+            }
+            coordinatorKeys = try publicKeys(list, option: "--coordinator-key")
+        } else if coordinatorKey != nil {
+            throw ValidationError("--coordinator-key is for encrypted links; --insecure has none")
+        }
+        let settings = WorkerSettings(listen: listen, security: security, coordinatorKeys: coordinatorKeys, model: model, threads: threads, maxMemory: maxMemory.flatMap(parseBytes) ?? 0,
                                       cacheDirectory: cacheDir, precision: precision, name: name,
                                       sharedCores: sharedCores, join: join, advertise: advertise)
         logging.bootstrap()

@@ -17,7 +17,10 @@ struct ClusterFailureTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         // A port nobody listens on: the error names it and the timeout that ran out.
         await #expect {
-            _ = try await makeCluster(model: path, endpoints: ["tcp://127.0.0.1:9"]) { $0.connectTimeout = .seconds(2) }
+            _ = try await makeCluster(model: path, endpoints: ["tcp://127.0.0.1:9"]) {
+                $0.connectTimeout = .seconds(2)
+                $0.workerKeys["tcp://127.0.0.1:9"] = TestKeys.coordinator.publicKey  // any key: nothing answers
+            }
         } throws: { error in
             "\(error)".contains("tcp://127.0.0.1:9") && "\(error)".contains("did not answer within 2 s")
         }
@@ -95,7 +98,9 @@ struct ClusterFailureTests {
     /// answers such a peer with an error frame rather than silence.
     @Test func otherProtocolVersionIsNamed() async throws {
         let context = try ZMQContext()
+        let fakeKeys = try CurveKeyPair.generate()
         let fake = try ZMQSocket(context, type: .router)
+        try fake.setCurveServer(secretKey: fakeKeys.secretKey)
         try fake.bind("tcp://127.0.0.1:*")
         let endpoint = try fake.lastEndpoint()
         let done = Flag()
@@ -115,7 +120,7 @@ struct ClusterFailureTests {
         let path = try Self.tiny.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         await #expect {
-            _ = try await makeCluster(model: path, endpoints: [endpoint])
+            _ = try await makeCluster(model: path, endpoints: [endpoint]) { $0.workerKeys[endpoint] = fakeKeys.publicKey }
         } throws: { error in
             "\(error)".contains("protocol version \(Wire.protocolVersion + 1)") && "\(error)".contains(endpoint)
         }
@@ -123,8 +128,7 @@ struct ClusterFailureTests {
         // And the other way: our worker answers a next-version hello with an error naming both versions.
         let worker = try WorkerProcess([])
         defer { worker.kill() }
-        let dealer = try ZMQSocket(context, type: .dealer)
-        try dealer.connect(worker.endpoint)
+        let dealer = try coordinatorLink(context, to: worker)
         var hello = WireMessage.hello(Hello(role: .coordinator, peerID: "future", appVersion: "9.0")).encoded()
         hello[4] = UInt8(Wire.protocolVersion + 1)
         try dealer.send(hello)

@@ -93,6 +93,38 @@ struct ClusterHostsTests {
         }
         #expect(cluster.stages.map(\.streamedWeights) == [false, false, true])
     }
+
+    /// The multi-host setup as the README gives it, command for command: key pairs made with
+    /// `strata keygen`, each worker on its own host (a network namespace) with its secret key
+    /// and the coordinator's public key, and `strata coordinator` given every worker's endpoint
+    /// with its public key. It answers as one process does.
+    @Test func theDocumentedSetupWithKeys() throws {
+        let net = try TestNetwork(hosts: 3)
+        defer { net.tearDown() }
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("strata-keys-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        for name in ["coordinator", "worker-1", "worker-2", "worker-3"] {
+            let keygen = try ChildProcess.strata(["keygen", "\(keys)/\(name)"])
+            #expect(keygen.wait(timeout: .seconds(10)) == 0, "\(keygen.stderr)")
+        }
+        let model = TestPaths.defaultModel
+        let workers = try (0 ..< 3).map { i in
+            try WorkerProcess(listen: "tcp://0.0.0.0:7000", netns: net.namespace(i),
+                              ["--model", model, "--key", "\(keys)/worker-\(i + 1).key", "--coordinator-key", "\(keys)/coordinator.pub"])
+        }
+        defer { workers.forEach { $0.kill() } }
+        let prompt = ["--chat", "--prompt", "What is the capital of France?"]
+        let coordinator = try ChildProcess.strata(["coordinator", "--model", model, "--key", "\(keys)/coordinator.key", "--threads", "1",
+                                                   "--workers", (0 ..< 3).map { "tcp://\(net.address($0)):7000=\(keys)/worker-\($0 + 1).pub" }.joined(separator: ","),
+                                                   "--stop-workers"] + prompt)
+        #expect(coordinator.wait(timeout: .seconds(120)) == 0, "\(coordinator.stderr)")
+        let oneProcess = try ChildProcess.strata(["generate", "--model", model, "--threads", "1"] + prompt)
+        #expect(oneProcess.wait(timeout: .seconds(60)) == 0, "\(oneProcess.stderr)")
+        #expect(!coordinator.stdout.isEmpty && coordinator.stdout == oneProcess.stdout, "\(coordinator.stdout) vs \(oneProcess.stdout)")
+        #expect(coordinator.stderr.contains("links are encrypted"), "\(coordinator.stderr)")
+        for w in workers { #expect(w.child.wait(timeout: .seconds(15)) == 0, "\(w.child.stderr)") }
+    }
 }
 
 /// Hosts simulated with network namespaces: `strata-<pid>-<i>` at 10.213.<n>.(10+i)/24, each

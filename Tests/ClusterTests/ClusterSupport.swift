@@ -2,6 +2,7 @@ import Foundation
 import StrataCoordinator
 import StrataModel
 import TestSupport
+import ZeroMQ
 
 /// Worker processes on loopback, one per stage.
 func startWorkers(_ count: Int, model: String?, _ extra: [String] = []) throws -> [WorkerProcess] {
@@ -10,9 +11,11 @@ func startWorkers(_ count: Int, model: String?, _ extra: [String] = []) throws -
     }
 }
 
-/// A coordinator in this process over `workers`, with timeouts short enough for tests.
+/// A coordinator in this process over `workers`, with timeouts short enough for tests; its
+/// links are encrypted, with the keys of the workers tests started (`TestKeys`).
 func makeCluster(model: String, endpoints: [String], _ configure: (inout ClusterSettings) -> Void = { _ in }) async throws -> Cluster {
-    var s = ClusterSettings(model: model, workers: endpoints)
+    var s = ClusterSettings(model: model, workers: endpoints, security: .curve(TestKeys.coordinator))
+    s.workerKeys = TestKeys.workerKeys
     s.threads = 1
     s.connectTimeout = .seconds(20)
     s.workerTimeout = .seconds(3)
@@ -44,4 +47,13 @@ struct GreedyReference: Decodable {
 func stages(_ sizes: [Int]) -> PartitionStrategy {
     var start = 0
     return .explicit(sizes.map { n in defer { start += n }; return start ..< start + n })
+}
+
+/// A DEALER that speaks to `worker` as the tests' coordinator (``TestKeys/coordinator``): over
+/// CurveZMQ with the worker's key, or in the clear to an `--insecure` worker.
+func coordinatorLink(_ context: ZMQContext, to worker: WorkerProcess) throws -> ZMQSocket {
+    let socket = try ZMQSocket(context, type: .dealer)
+    try socket.secureAsClient(worker.keys == nil ? .insecure : .curve(TestKeys.coordinator), serverKey: worker.keys?.publicKey)
+    try socket.connect(worker.endpoint)
+    return socket
 }

@@ -262,19 +262,25 @@ struct RecoveryTests {
     /// A coordinator with no workers at start serves once workers announce themselves
     /// (`strata worker --join`); until then it says why it cannot.
     @Test func workersThatAnnounceThemselvesAreTakenIn() async throws {
-        let cluster = try await makeCluster(model: Self.model, endpoints: []) { $0.listen = "tcp://127.0.0.1:*"; $0.microBatches = 1 }
+        // The coordinator knows the keys of the workers that may join, not where they are.
+        let keys = try (0 ..< 2).map { _ in try TestKeys.makeWorkerKeys() }
+        let cluster = try await makeCluster(model: Self.model, endpoints: []) {
+            $0.listen = "tcp://127.0.0.1:*"
+            $0.microBatches = 1
+            $0.joinKeys = keys.map(\.keys.publicKey)
+        }
         defer { cluster.shutdown() }
         let door = try #require(cluster.listenEndpoint)
         #expect(await ChildProcess.poll(timeout: .seconds(5)) { if case .unavailable = cluster.health { true } else { false } })
         await #expect { _ = try await cluster.generate(promptIDs: [1, 2], options: GenerationOptions(maxTokens: 2)) } throws: { error in
             "\(error)".contains("no worker has joined yet")
         }
-        let first = try WorkerProcess(["--model", Self.model, "--join", door, "--name", "joined-0"])
+        let first = try WorkerProcess(keys: keys[0], ["--model", Self.model, "--join", door, "--name", "joined-0"])
         defer { first.kill() }
         #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.health.isServing && cluster.stages.count == 1 })
         let prompts = try Self.prompts()
         let alone = try await streamAll(cluster, prompts, maxTokens: 24)
-        let second = try WorkerProcess(["--model", Self.model, "--join", door, "--name", "joined-1"])
+        let second = try WorkerProcess(keys: keys[1], ["--model", Self.model, "--join", door, "--name", "joined-1"])
         defer { second.kill() }
         #expect(await ChildProcess.poll(timeout: .seconds(20)) { cluster.health.isServing && cluster.stages.count == 2 })
         #expect(cluster.stages.map(\.endpoint) == [first.endpoint, second.endpoint])
@@ -295,13 +301,26 @@ struct StreamRun {
 }
 
 /// Runs `prompts` at once through `cluster`, greedy unless told, `maxTokens` each; once the first stream
-/// has `after` tokens, runs `event` (once).
+/// has `after` tokens, runs `event` (once). On a busy machine the streams' readers may lag far
+/// behind the pipeline, so the event also runs once the pipeline has taken `after` steps past
+/// the prompts' (the coordinator's count of results), whichever comes first.
 func streamAll(_ cluster: Cluster, _ prompts: [[Int32]], maxTokens: Int, sampling: SamplingParameters = .greedy, after: Int = .max,
                event: @escaping @Sendable () -> Void = {}) async throws -> StreamRun {
     let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling)
+    _ = cluster.latencyFigures(reset: true)
     let streams = try prompts.map { try cluster.submit(promptIDs: $0, options: options) }
     let trigger = Trigger(event)
     if after == 0 { trigger.fire(tokens: 0) }
+    let done = Flag()
+    defer { done.set() }
+    if after > 0 && after < .max {
+        Thread.detachNewThread {
+            while !done.isSet && trigger.firedAt == nil {
+                if cluster.latencyFigures().perHopNanos.count > after { trigger.fire(tokens: after) }
+                usleep(1_000)
+            }
+        }
+    }
     let texts = try await withThrowingTaskGroup(of: (Int, String).self) { group in
         for (i, events) in streams.enumerated() {
             group.addTask {

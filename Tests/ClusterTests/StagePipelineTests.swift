@@ -15,17 +15,13 @@ struct StagePipelineTests {
         let workers = try startWorkers(2, model: path)
         defer { workers.forEach { $0.kill() } }
         let context = try ZMQContext()
-        let links = try workers.map { w in
-            let s = try ZMQSocket(context, type: .dealer)
-            try s.connect(w.endpoint)
-            return s
-        }
+        let links = try workers.map { try coordinatorLink(context, to: $0) }
         defer { for s in links { _ = try? s.send(WireMessage.shutdown.encoded()); s.close() } }
 
         func next(_ s: ZMQSocket) throws -> WireMessage {
             let ready = try ZMQ.poll([(s, .readable)], timeoutMilliseconds: 10_000)
             guard ready[0].contains(.readable), let frame = try s.receive(dontWait: true)?.last else {
-                throw NoAnswer()
+                throw NoAnswer(logs: workers.map(\.child.stderr).joined(separator: "\n"))
             }
             return try WireMessage.decode(frame)
         }
@@ -44,7 +40,10 @@ struct StagePipelineTests {
             try s.send(WireMessage.assign(Assign(model: identity, layerStart: layers.lowerBound, layerEnd: layers.upperBound,
                                                  layerCount: 4, stageIndex: UInt16(i), stageCount: 2, contextLength: 64,
                                                  maxSequences: 4, activationType: .f32,
-                                                 nextEndpoint: i == 0 ? workers[1].endpoint : "", tensorDigests: digests)).encoded())
+                                                 nextEndpoint: i == 0 ? workers[1].endpoint : "",
+                                                 nextCurvePublicKey: i == 0 ? workers[1].keys!.publicKey : [],
+                                                 previousCurvePublicKey: i == 1 ? workers[0].keys!.publicKey : [],
+                                                 tensorDigests: digests)).encoded())
             guard case let .loadReport(r) = try next(s) else { Issue.record("expected a load report"); return }
             #expect(r.status == .ready)
         }
@@ -83,12 +82,13 @@ struct StagePipelineTests {
         let worker = try WorkerProcess(["--model", path])
         defer { worker.kill() }
         let context = try ZMQContext()
-        let link = try ZMQSocket(context, type: .dealer)
-        try link.connect(worker.endpoint)
+        let link = try coordinatorLink(context, to: worker)
         defer { _ = try? link.send(WireMessage.shutdown.encoded()); link.close() }
         func next() throws -> WireMessage {
             let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 30_000)
-            guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else { throw NoAnswer() }
+            guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
+                throw NoAnswer(logs: worker.child.stderr)
+            }
             return try WireMessage.decode(frame)
         }
         try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
@@ -122,7 +122,10 @@ struct StagePipelineTests {
         #expect(order == ["heartbeat 1", "heartbeat 2", "heartbeat 3", "result 1"])
     }
 
-    struct NoAnswer: Error {}
+    struct NoAnswer: Error, CustomStringConvertible {
+        let logs: String
+        var description: String { "no answer within the time allowed; the workers logged:\n\(logs)" }
+    }
 
     private func sha256(_ path: String) throws -> [UInt8] {
         let p = try ChildProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [path])

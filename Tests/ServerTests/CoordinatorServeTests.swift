@@ -18,9 +18,13 @@ import TestSupport
     @Test func healthWaitsForEveryStage() throws {
         let ports = try (0 ..< 2).map { _ in try Self.freePort() }
         let endpoints = ports.map { "tcp://127.0.0.1:\($0)" }
-        let first = try WorkerProcess(listen: endpoints[0], ["--model", TestPaths.defaultModel])
+        // Each worker given with its key, as on real hosts: the second is not up yet.
+        let keys = try (0 ..< 2).map { _ in try TestKeys.makeWorkerKeys() }
+        let first = try WorkerProcess(listen: endpoints[0], keys: keys[0], ["--model", TestPaths.defaultModel])
         let coordinator = try ChildProcess.strata(["coordinator", "--model", TestPaths.defaultModel, "--threads", "1",
-                                                   "--workers", endpoints.joined(separator: ","), "--http", "127.0.0.1:0",
+                                                   "--key", TestKeys.coordinatorKeyFile,
+                                                   "--workers", zip(endpoints, keys).map { "\($0)=\($1.keys.publicText)" }.joined(separator: ","),
+                                                   "--http", "127.0.0.1:0",
                                                    "--connect-timeout", "60", "--stop-workers", "--exit-with-parent"])
         var url: String?
         ChildProcess.poll(timeout: .seconds(30)) {
@@ -37,7 +41,7 @@ import TestSupport
         let metrics = try CurlResult.get(base + "/metrics")
         #expect(metrics.status == 200 && samples("strata_ready", in: metrics.body).first?.value == 0, "\(metrics.body)")
 
-        let second = try WorkerProcess(listen: endpoints[1], ["--model", TestPaths.defaultModel])
+        let second = try WorkerProcess(listen: endpoints[1], keys: keys[1], ["--model", TestPaths.defaultModel])
         defer { first.kill(); second.kill() }
         #expect(ChildProcess.poll(timeout: .seconds(60)) { (try? CurlResult.get(base + "/health"))?.status == 200 }, "\(coordinator.stderr)")
         #expect(samples("strata_ready", in: try CurlResult.get(base + "/metrics").body).first?.value == 1)
@@ -57,7 +61,7 @@ import TestSupport
     @Test func sigintWhileLoadingEndsAtOnce() throws {
         let port = try Self.freePort()
         let coordinator = try ChildProcess.strata(["coordinator", "--model", TestPaths.defaultModel, "--threads", "1",
-                                                   "--workers", "tcp://127.0.0.1:\(port)", "--http", "127.0.0.1:0",
+                                                   "--workers", "tcp://127.0.0.1:\(port)", "--http", "127.0.0.1:0", "--insecure",
                                                    "--connect-timeout", "120", "--exit-with-parent"])
         #expect(ChildProcess.poll(timeout: .seconds(30)) { coordinator.stderr.contains("serving the API at ") || !coordinator.isRunning },
                 "\(coordinator.stderr)")

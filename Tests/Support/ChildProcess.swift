@@ -1,4 +1,5 @@
 import Foundation
+import ZeroMQ
 
 /// A child process whose output is collected in the background, so a full pipe never blocks it,
 /// and which is killed when dropped: no test leaves a process running.
@@ -115,12 +116,22 @@ public final class ChildProcess: @unchecked Sendable {
 public final class WorkerProcess: @unchecked Sendable {
     public let child: ChildProcess
     public let endpoint: String
+    /// Its CurveZMQ keys; nil when it runs `--insecure`.
+    public let keys: CurveKeyPair?
 
     /// Starts `strata worker --listen LISTEN ARGS…`; throws with the worker's stderr when it
     /// does not come up within 60 s.
-    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, cgroup: MemoryCgroup? = nil, _ arguments: [String]) throws {
+    ///
+    /// Unless `arguments` say `--insecure` or give a `--key`, it is a worker of the tests'
+    /// coordinator (``TestKeys/coordinator``) with `keys`, else those of the worker last on
+    /// `listen`, else new ones.
+    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, cgroup: MemoryCgroup? = nil,
+                keys given: (keys: CurveKeyPair, file: String)? = nil, _ arguments: [String]) throws {
+        let keyed = !arguments.contains("--insecure") && !arguments.contains("--key")
+        let keys = keyed ? try given ?? TestKeys.worker(at: listen) ?? TestKeys.makeWorkerKeys() : nil
+        let keyArguments = keys.map { ["--key", $0.file] + (arguments.contains("--coordinator-key") ? [] : ["--coordinator-key", TestKeys.coordinator.publicText]) } ?? []
         // --exit-with-parent: should this test process die, its workers go too.
-        let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1", "--exit-with-parent"] + arguments,
+        let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1", "--exit-with-parent"] + keyArguments + arguments,
                                             netns: netns, cgroup: cgroup)
         self.child = child
         var endpoint: String?
@@ -136,6 +147,8 @@ public final class WorkerProcess: @unchecked Sendable {
             throw WorkerStartError(stderr: child.stderr)
         }
         self.endpoint = endpoint
+        self.keys = keys?.keys
+        if let keys { TestKeys.remember(keys, at: endpoint) }
     }
 
     public func kill() { child.kill() }

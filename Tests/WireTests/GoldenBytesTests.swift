@@ -5,9 +5,9 @@ import Testing
 /// any change to the layout fails here. The helpers only spell out bytes; nothing here calls
 /// the encoder to produce an expectation.
 @Suite struct GoldenBytesTests {
-    /// The header for protocol version 4: magic, version, kind, flags 0, body length.
+    /// The header for protocol version 5: magic, version, kind, flags 0, body length.
     private func header(_ kind: UInt8, _ bodyLength: UInt8) -> [UInt8] {
-        [0x53, 0x54, 0x52, 0x41, 0x04, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
+        [0x53, 0x54, 0x52, 0x41, 0x05, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
     }
 
     private func check(_ message: WireMessage, _ expected: [UInt8]) throws {
@@ -39,11 +39,11 @@ import Testing
         let message = WireMessage.assign(Assign(
             model: ModelIdentity(sha256: [UInt8](repeating: 0x11, count: 32), byteCount: 5, name: "a"),
             layerStart: 2, layerEnd: 4, layerCount: 30, stageIndex: 1, stageCount: 3, contextLength: 2048,
-            maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1",
+            maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1", previousCurvePublicKey: [UInt8](repeating: 0x33, count: 32),
             tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102, plan: 7,
             keep: KeptCaches(fromPlan: 6, sequences: [.init(sequence: 9, length: 40)], rebuildStart: 2, rebuildEnd: 3, rebuildFromLog: true,
                              sendOn: true)))
-        let expected: [UInt8] = header(2, 159)
+        let expected: [UInt8] = header(2, 192)
             + [0x20] + [UInt8](repeating: 0x11, count: 32)      // model.sha256
             + [0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // model.byteCount 5
             + [0x01, 0x00, 0x61]                                // model.name "a"
@@ -56,6 +56,7 @@ import Testing
             + [0x01]                                            // activationType f16
             + [0x09, 0x00, 0x74, 0x63, 0x70, 0x3A, 0x2F, 0x2F, 0x68, 0x3A, 0x31]  // "tcp://h:1"
             + [0x00]                                            // nextCurvePublicKey: none
+            + [0x20] + [UInt8](repeating: 0x33, count: 32)      // previousCurvePublicKey
             + [0x01, 0x00]                                      // tensorDigests: 1
             + [0x01, 0x00, 0x77]                                //   name "w"
             + [0x20] + [UInt8](repeating: 0x22, count: 32)      //   sha256
@@ -180,7 +181,7 @@ import Testing
 
     @Test func constants() {
         #expect(Wire.magic == [0x53, 0x54, 0x52, 0x41])
-        #expect(Wire.protocolVersion == 4)
+        #expect(Wire.protocolVersion == 5)
         #expect(Wire.headerBytes == 12)
         #expect(Wire.maxFrameBytes == 285_212_672)
         #expect(Wire.maxPayloadBytes == 268_435_456)

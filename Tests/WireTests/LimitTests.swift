@@ -65,7 +65,7 @@ import Testing
         #expect(decodeError(frame(kind: 2, body: assignHead + le16(257)))
             == .limitExceeded(field: "assign.nextEndpoint", value: 257, limit: 256))
         // Tensor digests: their count, each name, each digest's size.
-        let digestsHead = assignHead + str("") + [0]
+        let digestsHead = assignHead + str("") + [0] + [0]
         #expect(decodeError(frame(kind: 2, body: digestsHead + le16(8193)))
             == .limitExceeded(field: "assign.tensorDigests.count", value: 8193, limit: 8192))
         #expect(decodeError(frame(kind: 2, body: digestsHead + le16(8192)))

@@ -3,7 +3,7 @@ import Testing
 import ZeroMQ
 
 /// Key files as `strata keygen` writes them and workers and coordinators will read them.
-@Suite struct CurveKeyFilesTests {
+@Suite struct CurveKeyPairTests {
     func directory() throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("strata-keys-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -15,14 +15,14 @@ import ZeroMQ
     @Test func writtenKeysReadBackAndWork() throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let keys = try CurveKeyFiles.generate()
+        let keys = try CurveKeyPair.generate()
         try keys.write(to: dir + "/worker")
         let mode = try #require(try FileManager.default.attributesOfItem(atPath: dir + "/worker.key")[.posixPermissions] as? Int)
         #expect(mode == 0o600)
-        let loaded = try CurveKeyFiles.load(secretFile: dir + "/worker.key")
+        let loaded = try CurveKeyPair.load(secretFile: dir + "/worker.key")
         #expect(loaded.secretKey == keys.secretKey && loaded.publicKey == keys.publicKey)
-        #expect(try CurveKeyFiles.loadPublic(dir + "/worker.pub") == keys.publicKey)
-        #expect(try CurveKeyFiles.loadPublic(ZMQ.z85Encode(keys.publicKey)!) == keys.publicKey)
+        #expect(try CurveKeyPair.loadPublic(dir + "/worker.pub") == keys.publicKey)
+        #expect(try CurveKeyPair.loadPublic(ZMQ.z85Encode(keys.publicKey)!) == keys.publicKey)
 
         let context = try ZMQContext()
         let router = try ZMQSocket(context, type: .router)
@@ -30,7 +30,7 @@ import ZeroMQ
         try router.bind("tcp://127.0.0.1:*")
         let client = try ZMQ.curveKeyPair()
         let dealer = try ZMQSocket(context, type: .dealer)
-        try dealer.setCurveClient(serverPublicKey: try CurveKeyFiles.loadPublic(dir + "/worker.pub"),
+        try dealer.setCurveClient(serverPublicKey: try CurveKeyPair.loadPublic(dir + "/worker.pub"),
                                   publicKey: client.publicKey, secretKey: client.secretKey)
         try dealer.connect(try router.lastEndpoint())
         try dealer.send([Array("hello".utf8)])
@@ -42,21 +42,26 @@ import ZeroMQ
     @Test func badKeyFilesAreRefusedByName() throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let keys = try CurveKeyFiles.generate()
+        let keys = try CurveKeyPair.generate()
         try keys.write(to: dir + "/k")
         #expect(throws: CurveKeyError.self) { try keys.write(to: dir + "/k") }
-        let other = try CurveKeyFiles.generate()
+        let other = try CurveKeyPair.generate()
         try other.write(to: dir + "/k", replacing: true)
-        #expect(try CurveKeyFiles.load(secretFile: dir + "/k.key").publicKey == other.publicKey)
+        #expect(try CurveKeyPair.load(secretFile: dir + "/k.key").publicKey == other.publicKey)
 
         chmod(dir + "/k.key", 0o644)
-        #expect(throws: CurveKeyError.tooOpen(dir + "/k.key", "644")) { try CurveKeyFiles.load(secretFile: dir + "/k.key") }
+        #expect(throws: CurveKeyError.tooOpen(dir + "/k.key", "644")) { try CurveKeyPair.load(secretFile: dir + "/k.key") }
+        chmod(dir + "/k.key", 0o660)
+        #expect(throws: CurveKeyError.tooOpen(dir + "/k.key", "660")) { try CurveKeyPair.load(secretFile: dir + "/k.key") }
+        // Read-only to owner and group, as a Kubernetes Secret mounted for a pod's fsGroup.
+        chmod(dir + "/k.key", 0o440)
+        #expect((try? CurveKeyPair.load(secretFile: dir + "/k.key")) != nil)
         try "not a key\n".write(toFile: dir + "/bad.key", atomically: false, encoding: .utf8)
         chmod(dir + "/bad.key", 0o600)
-        #expect(throws: CurveKeyError.self) { try CurveKeyFiles.load(secretFile: dir + "/bad.key") }
-        #expect(throws: CurveKeyError.self) { try CurveKeyFiles.loadPublic(dir + "/missing.pub") }
+        #expect(throws: CurveKeyError.self) { try CurveKeyPair.load(secretFile: dir + "/bad.key") }
+        #expect(throws: CurveKeyError.self) { try CurveKeyPair.loadPublic(dir + "/missing.pub") }
         do {
-            _ = try CurveKeyFiles.load(secretFile: dir + "/bad.key")
+            _ = try CurveKeyPair.load(secretFile: dir + "/bad.key")
         } catch {
             #expect(error.description.contains("bad.key") && error.description.contains("40 Z85 characters"))
         }

@@ -7,12 +7,12 @@ import Darwin
 #endif
 import CZeroMQ
 
-/// A CurveZMQ key pair kept in two files, as `strata keygen NAME` writes them: `NAME.key`
-/// holds the secret key and `NAME.pub` the public key, each as one line of Z85 text (40
-/// characters). The secret file is the process's identity: it is created with mode 0600 and
-/// refused when others may read it, as ssh does. The public file is what peers are told to
+/// A process's CurveZMQ key pair (32 raw bytes each), and the two files it is kept in, as
+/// `strata keygen NAME` writes them: `NAME.key` holds the secret key and `NAME.pub` the public
+/// key, each as one line of Z85 text (40 characters). The secret file is the process's identity: it is created with mode 0600 and
+/// refused when others may read it (or its group write it). The public file is what peers are told to
 /// trust; the public key is derived from the secret one, so a pair cannot disagree.
-public struct CurveKeyFiles: Sendable {
+public struct CurveKeyPair: Sendable {
     public let publicKey: [UInt8]
     public let secretKey: [UInt8]
 
@@ -21,11 +21,14 @@ public struct CurveKeyFiles: Sendable {
         self.secretKey = secretKey
     }
 
+    /// The public key as Z85 text, as logs and `.pub` files show it.
+    public var publicText: String { ZMQ.z85Encode(publicKey)! }
+
     /// A fresh key pair.
-    public static func generate() throws(CurveKeyError) -> CurveKeyFiles {
+    public static func generate() throws(CurveKeyError) -> CurveKeyPair {
         do {
             let pair = try ZMQ.curveKeyPair()
-            return CurveKeyFiles(publicKey: pair.publicKey, secretKey: pair.secretKey)
+            return CurveKeyPair(publicKey: pair.publicKey, secretKey: pair.secretKey)
         } catch {
             throw .unavailable("cannot make a CurveZMQ key pair: \(error)")
         }
@@ -43,12 +46,13 @@ public struct CurveKeyFiles: Sendable {
         try Self.create(publicPath, ZMQ.z85Encode(publicKey)! + "\n", mode: 0o644)
     }
 
-    /// Reads a secret key file (and derives its public key); refuses one that anyone but its
-    /// owner may read, or that does not hold one Z85 key.
-    public static func load(secretFile path: String) throws(CurveKeyError) -> CurveKeyFiles {
+    /// Reads a secret key file (and derives its public key); refuses one that others may read
+    /// or its group may write, or that does not hold one Z85 key.
+    public static func load(secretFile path: String) throws(CurveKeyError) -> CurveKeyPair {
         var info = stat()
         guard stat(path, &info) == 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
-        guard info.st_mode & 0o077 == 0 else {
+        // Group read is allowed: Kubernetes gives a Secret's files to the pod's fsGroup (0440).
+        guard info.st_mode & 0o027 == 0 else {
             throw .tooOpen(path, String(info.st_mode & 0o777, radix: 8))
         }
         let secret = try key(in: path)
@@ -59,7 +63,7 @@ public struct CurveKeyFiles: Sendable {
               let publicKey = ZMQ.z85Decode(String(decoding: publicText.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)) else {
             throw .unavailable("cannot derive the public key of \(path): this libzmq lacks CurveZMQ")
         }
-        return CurveKeyFiles(publicKey: publicKey, secretKey: secret)
+        return CurveKeyPair(publicKey: publicKey, secretKey: secret)
     }
 
     /// Reads a public key: a file holding one Z85 key, or the 40 characters themselves.
@@ -113,7 +117,7 @@ public enum CurveKeyError: Error, Equatable, CustomStringConvertible {
         case let .unwritable(path, why): "cannot write \(path): \(why)"
         case let .malformed(path, why): "\(path): \(why)"
         case let .tooOpen(path, mode):
-            "\(path) holds a secret key but its mode is \(mode): others may read it (chmod 600 \(path))"
+            "\(path) holds a secret key but its mode is \(mode): others may read or change it (chmod 600 \(path))"
         }
     }
 }
