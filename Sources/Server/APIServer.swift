@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOCore
@@ -22,8 +24,15 @@ public struct ServerSettings: Sendable {
     public var modelID: String
     /// Largest request body taken.
     public var maxRequestBytes = 4 << 20
+    /// Serve HTTPS with this certificate chain and private key (PEM files); plain HTTP when nil.
+    public var tls: (certificate: String, key: String)?
 
     public init(modelID: String) { self.modelID = modelID }
+}
+
+/// A certificate or key file that cannot be used, named.
+public struct TLSFileError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// The OpenAI-compatible HTTP API of a coordinator: completions and chat completions (whole or
@@ -76,14 +85,31 @@ public final class APIServer: Sendable {
 
     /// The HTTP server, to run as a service (swift-service-lifecycle): it serves until its
     /// service group shuts down. `onListening` receives the base URL once the socket is bound.
-    public func service(logger: Logger, onListening: @escaping @Sendable (String) -> Void = { _ in }) -> some Service {
+    /// With `tls`, it serves HTTPS only; a certificate or key that cannot be read is an error
+    /// naming the file.
+    public func service(logger: Logger, onListening: @escaping @Sendable (String) -> Void = { _ in }) throws -> some Service {
         let host = settings.host
+        var server = HTTPServerBuilder.http1()
+        if let tls = settings.tls {
+            let chain: [NIOSSLCertificate], key: NIOSSLPrivateKey
+            do { chain = try NIOSSLCertificate.fromPEMFile(tls.certificate) } catch {
+                throw TLSFileError(description: "--tls-cert \(tls.certificate): not a readable PEM certificate (\(error))")
+            }
+            do { key = try NIOSSLPrivateKey(file: tls.key, format: .pem) } catch {
+                throw TLSFileError(description: "--tls-key \(tls.key): not a readable PEM private key (\(error))")
+            }
+            guard !chain.isEmpty else { throw TLSFileError(description: "--tls-cert \(tls.certificate) holds no certificate") }
+            server = try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                                    privateKey: .privateKey(key)))
+        }
+        let scheme = settings.tls == nil ? "http" : "https"
         return Application(
             router: makeRouter(),
+            server: server,
             configuration: .init(address: .hostname(host, port: settings.port), serverName: "strata"),
             onServerRunning: { channel in
                 let shown = host.contains(":") ? "[\(host)]" : host
-                onListening("http://\(shown):\(channel.localAddress?.port ?? 0)")
+                onListening("\(scheme)://\(shown):\(channel.localAddress?.port ?? 0)")
             },
             logger: logger
         )

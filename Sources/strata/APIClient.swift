@@ -4,8 +4,10 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOSSL
 import StrataAPI
 import StrataModel
+import Synchronization
 
 /// The client for a coordinator's API (`--server`), on AsyncHTTPClient: requests and answers
 /// are the server's own types (`StrataAPI`), streamed answers are read event by event as they
@@ -14,8 +16,11 @@ struct APIClient {
     /// The server's URL without a trailing slash or `/v1`: paths are appended to it.
     let base: String
     let apiKey: String?
+    private let http: HTTPClient
 
-    init(server: String, apiKey: String?) throws {
+    /// `caFile`: certificates (PEM) that an https:// server's certificate must chain to,
+    /// instead of the system's.
+    init(server: String, apiKey: String?, caFile: String? = nil) throws {
         guard let url = URL(string: server), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
             throw ValidationError("--server '\(server)': expected a URL such as http://127.0.0.1:8080")
         }
@@ -25,6 +30,12 @@ struct APIClient {
         if base.hasSuffix("/v1") { base.removeLast(3) }
         self.base = base
         self.apiKey = apiKey ?? ProcessInfo.processInfo.environment["STRATA_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let caFile {
+            guard scheme == "https" else { throw ValidationError("--ca-file is for an https:// server") }
+            http = try Self.client(trusting: caFile)
+        } else {
+            http = Self.shared
+        }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -74,17 +85,40 @@ struct APIClient {
     /// a server that refuses the connection at once rather than retrying until a timeout. Its
     /// pool opens a connection per request under way (streams hold theirs to the end), up to
     /// 256, rather than the default 8 that would make the ninth request wait for the first.
-    private static let http: HTTPClient = {
+    private static let shared = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration())
+
+    private static func configuration() -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10))
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+        return configuration
+    }
+
+    /// Clients that trust a CA file, one per file for the life of the process (as `shared`).
+    private static let trusting = Mutex<[String: HTTPClient]>([:])
+
+    private static func client(trusting caFile: String) throws -> HTTPClient {
+        let roots: [NIOSSLCertificate]
+        do { roots = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+            throw ValidationError("--ca-file \(caFile): not a readable PEM certificate (\(error))")
+        }
+        guard !roots.isEmpty else { throw ValidationError("--ca-file \(caFile) holds no certificate") }
+        return trusting.withLock { clients in
+            if let client = clients[caFile] { return client }
+            var configuration = configuration()
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(roots)
+            configuration.tlsConfiguration = tls
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            clients[caFile] = client
+            return client
+        }
+    }
 
     private func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
         do {
-            return try await Self.http.execute(request, timeout: .hours(24))
+            return try await http.execute(request, timeout: .hours(24))
         } catch {
             throw Failure(description: "cannot reach \(base): \(error) (is `strata coordinator --http …` running there?)")
         }
@@ -139,9 +173,12 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "API key for --server (default: $STRATA_API_KEY).")
     var apiKey: String?
 
+    @Option(help: "With an https:// --server: trust the certificates in this PEM file (a private CA, or the server's own) instead of the system's.")
+    var caFile: String?
+
     func client() throws -> APIClient? {
         guard let server else { return nil }
-        return try APIClient(server: server, apiKey: apiKey)
+        return try APIClient(server: server, apiKey: apiKey, caFile: caFile)
     }
 }
 

@@ -16,6 +16,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Require this API key as 'Authorization: Bearer KEY' (default: $STRATA_API_KEY; none when unset).")
     var apiKey: String?
 
+    @Option(help: "Serve HTTPS with this certificate (PEM, the chain from the server's certificate up); with --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The certificate's private key (PEM).")
+    var tlsKey: String?
+
     @Option(help: "The model's name in the API (default: the file's name without .gguf).")
     var servedModelName: String?
 
@@ -26,6 +32,8 @@ struct ServeOptions: ParsableArguments {
         if let address { _ = try Self.parse(address) }
         guard maxWaiting >= 0 else { throw ValidationError("--max-waiting must not be negative") }
         if apiKey?.isEmpty == true { throw ValidationError("--api-key must not be empty") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("give --tls-cert and --tls-key together") }
+        if tlsCert != nil && address == nil { throw ValidationError("--tls-cert is for --http") }
     }
 
     static func parse(_ address: String) throws -> (host: String, port: Int) {
@@ -47,6 +55,7 @@ struct ServeOptions: ParsableArguments {
         s.host = host
         s.port = port
         s.apiKey = apiKey ?? ProcessInfo.processInfo.environment["STRATA_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let tlsCert, let tlsKey { s.tls = (tlsCert, tlsKey) }
         return s
     }
 
@@ -72,7 +81,7 @@ func serveCluster(_ settings: ClusterSettings, _ serve: ServeOptions, chatTempla
     let server = APIServer(settings: serverSettings)
     MetricsSystem.bootstrap(server.metricsFactory)
     let logger = Logger(label: "strata.http")
-    let http = server.service(logger: logger) { url in
+    let http = try server.service(logger: logger) { url in
         logger.notice("serving the API at \(url) (\(serverSettings.apiKey == nil ? "no API key" : "API key required"))")
     }
     let cluster = ClusterService(settings: settings, server: server, template: template, stopWorkers: stopWorkers)
