@@ -7,7 +7,7 @@ import ZeroMQ
 
 /// Worker processes of this same binary on this machine, for `strata local` and
 /// `strata bench --workers`: started on free loopback ports, restarted on the same port when
-/// one dies (the coordinator takes it back into the plan), stopped and reaped at the end.
+/// one dies (not when it exits 0, as told to), stopped and reaped at the end.
 final class LocalWorkers: @unchecked Sendable {
     private(set) var endpoints: [String] = []
     /// The coordinator's side of the links: CurveZMQ with a key pair made for this run, unless
@@ -94,6 +94,9 @@ final class LocalWorkers: @unchecked Sendable {
     }
 
     private func exited(worker i: Int, endpoint: String, process: Process) {
+        // Status 0 is a worker that was told to stop (the coordinator's shutdown, which may
+        // come just before `stop`): only one that died is started again.
+        if process.terminationReason == .exit && process.terminationStatus == 0 { return }
         let restarts = state.withLock { s -> Int? in
             guard !s.stopping else { return nil }
             // A worker that ran 10 s or more starts again at once.

@@ -122,6 +122,7 @@ import ZeroMQ
         }
         #expect(plain.child.stderr.contains("not encrypted"), "\(plain.child.stderr)")
     }
+
     /// A capture of the loopback traffic (tcpdump) while a worker is streamed its stage and a
     /// prompt is answered holds no frame header in the clear ("STRA" and the protocol version)
     /// and no stage file header ("GGUF", version 3). With `--insecure` on both sides the same

@@ -11,12 +11,7 @@ import ZeroMQ
         #expect(server.publicKey != client.publicKey && server.publicKey != server.secretKey)
 
         let context = try ZMQContext()
-        let router = try ZMQSocket(context, type: .router)
-        try router.setCurveServer(secretKey: server.secretKey)
-        try router.bind("tcp://127.0.0.1:*")
-        let dealer = try ZMQSocket(context, type: .dealer)
-        try dealer.setCurveClient(serverPublicKey: server.publicKey, publicKey: client.publicKey, secretKey: client.secretKey)
-        try dealer.connect(try router.lastEndpoint())
+        let (router, dealer) = try curveLink(context, server: server, client: client)
 
         try dealer.send([Array("secret".utf8), patternBytes(100_000, seed: 3)])
         let request = try #require(try receive(router))
@@ -33,12 +28,7 @@ import ZeroMQ
         let client = try ZMQ.curveKeyPair()
 
         let context = try ZMQContext()
-        let router = try ZMQSocket(context, type: .router)
-        try router.setCurveServer(secretKey: server.secretKey)
-        try router.bind("tcp://127.0.0.1:*")
-        let dealer = try ZMQSocket(context, type: .dealer)
-        try dealer.setCurveClient(serverPublicKey: impostor.publicKey, publicKey: client.publicKey, secretKey: client.secretKey)
-        try dealer.connect(try router.lastEndpoint())
+        let (router, dealer) = try curveLink(context, server: server, client: client, serverKey: impostor.publicKey)
         try dealer.send(Array("hello?".utf8))
 
         // The handshake fails, so the message never reaches the server and nothing comes back.
@@ -101,12 +91,7 @@ import ZeroMQ
         let context = try ZMQContext()
         let zap = try ZAPHandler(context: context, grace: .seconds(10))
         defer { zap.stop() }
-        let router = try ZMQSocket(context, type: .router)
-        try router.setCurveServer(secretKey: server.secretKey)
-        try router.bind("tcp://127.0.0.1:*")
-        let dealer = try ZMQSocket(context, type: .dealer)
-        try dealer.setCurveClient(serverPublicKey: server.publicKey, publicKey: late.publicKey, secretKey: late.secretKey)
-        try dealer.connect(try router.lastEndpoint())
+        let (router, dealer) = try curveLink(context, server: server, client: late)
         try dealer.send(Array("early".utf8))
         #expect(try ZMQ.poll([(router, .readable)], timeoutMilliseconds: 300) == [[]])
         zap.trust(late.publicKey, as: "stage")
@@ -135,4 +120,17 @@ import ZeroMQ
         #expect(ZMQ.z85Decode("%%%%%") == nil)               // worth more than 32 bits
         #expect(ZMQ.z85Encode([]) == "" && ZMQ.z85Decode("") == [])
     }
+}
+
+/// A CURVE server ROUTER on loopback with `server`'s keys, and a DEALER connected to it with
+/// `client`'s, taking `serverKey` (the server's own unless given) for the server's key.
+private func curveLink(_ context: ZMQContext, server: (publicKey: [UInt8], secretKey: [UInt8]),
+                       client: (publicKey: [UInt8], secretKey: [UInt8]), serverKey: [UInt8]? = nil) throws -> (router: ZMQSocket, dealer: ZMQSocket) {
+    let router = try ZMQSocket(context, type: .router)
+    try router.setCurveServer(secretKey: server.secretKey)
+    try router.bind("tcp://127.0.0.1:*")
+    let dealer = try ZMQSocket(context, type: .dealer)
+    try dealer.setCurveClient(serverPublicKey: serverKey ?? server.publicKey, publicKey: client.publicKey, secretKey: client.secretKey)
+    try dealer.connect(try router.lastEndpoint())
+    return (router, dealer)
 }
