@@ -29,7 +29,7 @@ let seeds: [(String, WireMessage)] = [
     ("forward-f16", .forward(activations(.f16, dim: 8, rows: 3))),
     ("forward-q8_0", .forward(activations(.q8_0, dim: 32, rows: 2, rebuild: true))),
     ("result-bf16", .result(activations(.bf16, dim: 4, rows: 3, last: true))),
-    ("release", .release([1, 2, .max])),
+    ("release", .release(Release([1, 2, .max], plan: 2, passOn: true))),
     ("heartbeat", .heartbeat(Heartbeat(nonce: 0xDEAD_BEEF, sequences: 3, kvCacheBytes: 1 << 30, residentBytes: 2 << 30))),
     ("shutdown", .shutdown),
     ("error", .error(WireErrorMessage(code: .unauthorized, requestID: 77, message: "this key is trusted as stage only"))),

@@ -28,12 +28,16 @@ package struct Scheduler {
         package var maxWaiting: Int
         /// Prompt tokens per batch, across sequences.
         package var prefillChunk: Int
+        /// Rows per batch in all, decode steps and prompt tokens (`Assign.batchRows`).
+        package var batchRows: Int
         /// Batches in the pipeline at once.
         package var batchesInFlight: Int
 
-        package init(contextLength: Int, maxSequences: Int, maxWaiting: Int, prefillChunk: Int, batchesInFlight: Int) {
+        /// `batchRows` defaults to what the others allow: a prompt chunk and a step of every sequence.
+        package init(contextLength: Int, maxSequences: Int, maxWaiting: Int, prefillChunk: Int, batchRows: Int? = nil, batchesInFlight: Int) {
             self.contextLength = contextLength; self.maxSequences = maxSequences; self.maxWaiting = maxWaiting
-            self.prefillChunk = prefillChunk; self.batchesInFlight = batchesInFlight
+            self.prefillChunk = prefillChunk; self.batchRows = batchRows ?? prefillChunk + maxSequences
+            self.batchesInFlight = batchesInFlight
         }
     }
 
@@ -200,8 +204,8 @@ package struct Scheduler {
     // MARK: Batches
 
     /// The next batch to send, unless the pipeline holds `batchesInFlight` already or no
-    /// sequence is ready: every decode step that is ready, then prompt chunks, oldest sequence
-    /// first, up to `prefillChunk` tokens.
+    /// sequence is ready: the decode steps that are ready, then prompt chunks, oldest sequence
+    /// first, up to `prefillChunk` tokens; `batchRows` rows in all.
     package mutating func nextBatchToSend() -> Batch? {
         guard case .up = pipeline else { return nil }
         startWaiting()
@@ -211,7 +215,7 @@ package struct Scheduler {
         var ids: [SequenceID] = []
         var ends: [Int] = []
         var sample: [SequenceID] = []
-        for id in order {
+        for id in order where tokens.count < limits.batchRows {
             guard var seq = active[id], !seq.inFlight, !seq.ended, let next = seq.next else { continue }
             entries.append(.init(sequence: id, position: UInt32(seq.state.history.count - 1), tokenCount: 1))
             tokens.append(next)
@@ -222,7 +226,7 @@ package struct Scheduler {
             ends.append(seq.state.history.count)
             sample.append(id)
         }
-        var budget = limits.prefillChunk
+        var budget = min(limits.prefillChunk, limits.batchRows - tokens.count)
         for id in order where budget > 0 {
             guard var seq = active[id], !seq.inFlight, !seq.ended, seq.prefilled < seq.feed.count else { continue }
             let n = min(seq.feed.count - seq.prefilled, budget)

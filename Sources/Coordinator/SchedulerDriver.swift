@@ -95,7 +95,7 @@ final class SchedulerDriver: @unchecked Sendable {
         dim = config.dim
         let limits = Scheduler.Limits(
             contextLength: planner.contextLength, maxSequences: settings.maxSequences, maxWaiting: settings.maxWaiting,
-            prefillChunk: settings.prefillChunk, batchesInFlight: settings.microBatches > 0 ? settings.microBatches : max(pipeline.count, 1))
+            prefillChunk: settings.prefillChunk, batchRows: planner.batchRows, batchesInFlight: settings.microBatches > 0 ? settings.microBatches : max(pipeline.count, 1))
         let wake = "inproc://strata-scheduler-\(UUID().uuidString)"
         wakeReceiver = try ZMQSocket(context, type: .pull)
         try wakeReceiver.bind(wake)
@@ -537,27 +537,21 @@ final class SchedulerDriver: @unchecked Sendable {
     /// the KV cache of the layers it took over from the lost first stage (before any batch: the
     /// link keeps the order).
     private func sendRebuild(_ layers: Range<Int>, to link: WorkerLink) {
-        let kept = shared.withLock { $0.scheduler.kept() }.filter { !$0.tokens.isEmpty }
-        var start = 0
-        while start < kept.count {
-            // At most 512 rows a message (the stage's scratch is made for prompt chunks of 512).
-            var end = start, rows = 0
-            while end < kept.count && (end == start || rows + kept[end].tokens.count <= 512) {
-                rows += kept[end].tokens.count
-                end += 1
-            }
-            let part = kept[start ..< end]
+        let kept = shared.withLock { $0.scheduler.kept() }
+        let tokens = Dictionary(kept.map { ($0.sequence, $0.tokens) }, uniquingKeysWith: { a, _ in a })
+        // At most `batchRows` rows a message, as every forward (a long sequence spans several).
+        for part in batchParts(kept.map { ($0.sequence, $0.tokens.count) }, rows: planner.batchRows) {
             do {
-                let hidden = try head.embed(part.flatMap(\.tokens))
+                let ids = part.flatMap { p in tokens[p.sequence]!.dropFirst(p.positions.lowerBound).prefix(p.positions.count) }
+                let hidden = try head.embed(Array(ids))
                 let message = Activations(requestID: UInt64(plan) << 32, lastRowsOnly: false, rebuild: true, type: .f32, dim: UInt32(dim),
-                                          entries: part.map { .init(sequence: $0.sequence, position: 0, tokenCount: UInt32($0.tokens.count)) },
+                                          entries: part.map { .init(sequence: $0.sequence, position: UInt32($0.positions.lowerBound), tokenCount: UInt32($0.positions.count)) },
                                           payload: ActivationCodec.encode(hidden, as: .f32))
                 try link.send(.forward(message))
             } catch {
                 // Their next batch fails on the stage (their cache was dropped there), and so do they.
                 logger.error("cannot send the rebuild of layers \(layers) for \(part.count) sequences: \(error)", metadata: ["worker": "\(link.endpoint)"])
             }
-            start = end
         }
     }
 
@@ -572,7 +566,7 @@ final class SchedulerDriver: @unchecked Sendable {
             return (s.tell(deliveries), release)
         }
         told()
-        send(.release(release), toAll: links.filter { $0.hello != nil })
+        releaseOnEach(release, of: links.filter { $0.hello != nil })
     }
 
     /// The batches in flight are forgotten; every running sequence is to be replayed.
@@ -630,7 +624,7 @@ final class SchedulerDriver: @unchecked Sendable {
             return (s.tell(deliveries), release)
         }
         told()
-        if !release.isEmpty { send(.release(release), toAll: pipeline) }
+        releaseThroughPipeline(release)
         stages.withLock { $0 = pipeline.map(StageInfo.init) }
         let how = live ? "loaded in \(took.milliseconds) ms while the last plan served" : "\(took.milliseconds) ms after the pipeline stopped"
         logger.notice("plan \(plan) serves: \(pipeline.count) stages, \(how)\(kept ? ", caches kept" : "")")
@@ -697,9 +691,25 @@ final class SchedulerDriver: @unchecked Sendable {
     }
 
     private func release() {
-        let ids = shared.withLock { $0.scheduler.releasable() }
-        guard !ids.isEmpty else { return }
-        send(.release(ids), toAll: pipeline)
+        releaseThroughPipeline(shared.withLock { $0.scheduler.releasable() })
+    }
+
+    /// Releases sequences on the serving pipeline's stages by way of the pipeline: the first
+    /// stage passes the release on after the batches it sent before, so no stage meets a batch
+    /// of a sequence admitted into the pages freed before it has freed them (sent to every stage
+    /// at once, a release to stage 2 could arrive after stage 1's next batch).
+    private func releaseThroughPipeline(_ ids: [SequenceID]) {
+        guard let first = pipeline.first else { return }
+        for part in ids.chunks(of: Wire.Limits.releaseSequences) {
+            try? first.send(.release(Release(Array(part), plan: servingPlan, passOn: true)))
+        }
+    }
+
+    /// Releases sequences on each of `links` directly (no pipeline to pass them along).
+    private func releaseOnEach(_ ids: [SequenceID], of links: [WorkerLink]) {
+        for part in ids.chunks(of: Wire.Limits.releaseSequences) {
+            send(.release(Release(Array(part))), toAll: links)
+        }
     }
 
     private func send(_ message: WireMessage, toAll links: [WorkerLink]) {
@@ -753,7 +763,7 @@ final class SchedulerDriver: @unchecked Sendable {
         }
         if permanently { logger.error("\(error.description)") } else if hadWork { logger.notice("\(error.description)") }
         told()
-        if !release.isEmpty { send(.release(release), toAll: pipeline) }
+        releaseOnEach(release, of: pipeline)
     }
 }
 
@@ -782,5 +792,12 @@ extension SchedulerDriver.Shared {
                 }
             }
         }
+    }
+}
+
+private extension Array {
+    /// The elements in consecutive runs of at most `size` (none for an empty array).
+    func chunks(of size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0 ..< Swift.min($0 + size, count)] }
     }
 }

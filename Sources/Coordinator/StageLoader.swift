@@ -15,6 +15,9 @@ struct StagePlanner {
     let contextLength: Int
     /// Each layer's weights and the KV cache of one sequence at full context.
     let layerBytes: [UInt64]
+    /// The most rows one forward holds (`Assign.batchRows`): a prompt chunk and a decode row
+    /// of every sequence, fewer where that many rows of f32 would pass the wire's payload limit.
+    let batchRows: Int
 
     init(settings: ClusterSettings, file: GGUFFile, config: LlamaConfig, model: ModelIdentity,
          tensorDigests: [String: String], contextLength: Int) throws(ClusterError) {
@@ -29,6 +32,7 @@ struct StagePlanner {
             throw .model("cannot cut \(settings.model) into layers: \(error)")
         }
         layerBytes = layerCosts(weights: weights, kvDim: config.kvDim, context: contextLength)
+        batchRows = max(1, min(settings.prefillChunk + settings.maxSequences, Wire.maxPayloadBytes / (config.dim * 4), Wire.Limits.rows))
     }
 
     /// The layers of each of `workers`, in order, by `strategy`; an error names the worker a
@@ -57,7 +61,7 @@ struct StagePlanner {
         return Assign(model: model, layerStart: UInt32(link.layers.lowerBound), layerEnd: UInt32(link.layers.upperBound),
                       layerCount: UInt32(layerCount), stageIndex: UInt16(stage), stageCount: UInt16(pipeline.count),
                       contextLength: UInt32(contextLength), maxSequences: UInt32(settings.maxSequences),
-                      activationType: settings.activationType, nextEndpoint: next?.endpoint ?? "",
+                      batchRows: UInt32(batchRows), activationType: settings.activationType, nextEndpoint: next?.endpoint ?? "",
                       nextCurvePublicKey: next?.publicKey ?? [], previousCurvePublicKey: previous?.publicKey ?? [], tensorDigests: digests,
                       stageFileBytes: UInt64(stageFileBytes), plan: plan, keep: keep)
     }

@@ -1,5 +1,5 @@
 /// Assign body: model identity, layerStart u32, layerEnd u32, layerCount u32, stageIndex u16,
-/// stageCount u16, contextLength u32, maxSequences u32, activationType u8, nextEndpoint string,
+/// stageCount u16, contextLength u32, maxSequences u32, batchRows u32, activationType u8, nextEndpoint string,
 /// nextCurvePublicKey (u8 length, 0 or 32 bytes), previousCurvePublicKey (the same), tensorDigests (u16 count; each a name string
 /// and a SHA-256 with a u8 length, exactly 32), stageFileBytes u64, plan u32, then the kept
 /// caches: fromPlan u32 (0: none, and nothing follows but zeros), rebuildStart u32, rebuildEnd
@@ -14,6 +14,7 @@ extension Assign {
         w.u16(stageCount)
         w.u32(contextLength)
         w.u32(maxSequences)
+        w.u32(batchRows)
         w.u8(activationType.rawValue)
         w.string(nextEndpoint)
         w.byteArray(nextCurvePublicKey, .u8)
@@ -54,6 +55,9 @@ extension Assign {
         }
         let contextLength = try r.u32("assign.contextLength")
         let maxSequences = try r.u32("assign.maxSequences")
+        let batchRows = try r.u32("assign.batchRows")
+        guard batchRows >= 1 else { throw .invalidValue(field: "assign.batchRows", reason: "must be at least 1") }
+        guard batchRows <= Wire.Limits.rows else { throw .limitExceeded(field: "assign.batchRows", value: Int(batchRows), limit: Wire.Limits.rows) }
         let type = try r.enumeration(ActivationType.self, "assign.activationType")
         let nextEndpoint = try r.string(limit: Wire.Limits.endpointBytes, "assign.nextEndpoint")
         let nextKey = try r.fixedBytes(.u8, sizes: [0, Wire.Limits.curveKeyBytes], "assign.nextCurvePublicKey")
@@ -103,7 +107,7 @@ extension Assign {
         }
         return Assign(model: model, layerStart: layerStart, layerEnd: layerEnd, layerCount: layerCount,
                       stageIndex: stageIndex, stageCount: stageCount, contextLength: contextLength,
-                      maxSequences: maxSequences, activationType: type, nextEndpoint: nextEndpoint,
+                      maxSequences: maxSequences, batchRows: batchRows, activationType: type, nextEndpoint: nextEndpoint,
                       nextCurvePublicKey: nextKey, previousCurvePublicKey: previousKey, tensorDigests: digests, stageFileBytes: stageBytes, plan: plan, keep: keep)
     }
 }

@@ -65,6 +65,10 @@ public struct Assign: Sendable, Equatable {
     public var stageCount: UInt16
     public var contextLength: UInt32
     public var maxSequences: UInt32
+    /// The most rows (positions, across sequences) one forward of this plan holds: the stage
+    /// refuses a forward of more before decoding it, runs at most this many at once, and sends
+    /// its `rebuild` forwards in parts of at most this many.
+    public var batchRows: UInt32
     public var activationType: ActivationType
     /// Where this stage sends its output: the next worker's endpoint (e.g. "tcp://10.0.0.2:7000"),
     /// or empty for the last stage, which answers the coordinator on the link it was assigned on.
@@ -93,12 +97,12 @@ public struct Assign: Sendable, Equatable {
     public var keep: KeptCaches?
 
     public init(model: ModelIdentity, layerStart: UInt32, layerEnd: UInt32, layerCount: UInt32, stageIndex: UInt16,
-                stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, activationType: ActivationType,
+                stageCount: UInt16, contextLength: UInt32, maxSequences: UInt32, batchRows: UInt32 = 512, activationType: ActivationType,
                 nextEndpoint: String, nextCurvePublicKey: [UInt8] = [], previousCurvePublicKey: [UInt8] = [], tensorDigests: [TensorDigest] = [],
                 stageFileBytes: UInt64 = 0, plan: UInt32 = 0, keep: KeptCaches? = nil) {
         self.model = model; self.layerStart = layerStart; self.layerEnd = layerEnd; self.layerCount = layerCount
         self.stageIndex = stageIndex; self.stageCount = stageCount; self.contextLength = contextLength
-        self.maxSequences = maxSequences; self.activationType = activationType; self.nextEndpoint = nextEndpoint
+        self.maxSequences = maxSequences; self.batchRows = batchRows; self.activationType = activationType; self.nextEndpoint = nextEndpoint
         self.nextCurvePublicKey = nextCurvePublicKey; self.previousCurvePublicKey = previousCurvePublicKey; self.tensorDigests = tensorDigests; self.stageFileBytes = stageFileBytes
         self.plan = plan; self.keep = keep
     }
@@ -251,6 +255,24 @@ public struct Heartbeat: Sendable, Equatable {
     }
 }
 
+/// Drop these sequences' KV cache (at most 4096).
+///
+/// A release travels the pipeline like activations when `passOn` is set: the coordinator sends
+/// it to the first stage of `plan`, and each stage passes it on to its next stage of that plan
+/// after every batch it sent before. A stage therefore frees a sequence's pages before a batch
+/// of a sequence started after the release can reach it, which a release sent to every stage
+/// at once (over links that are not ordered with each other) could not promise.
+public struct Release: Sendable, Equatable {
+    public var sequences: [UInt64]
+    /// The plan whose pipeline the release travels (0 when it does not travel).
+    public var plan: UInt32
+    /// Whether the stage passes the release on to its next stage of `plan`.
+    public var passOn: Bool
+    public init(_ sequences: [UInt64], plan: UInt32 = 0, passOn: Bool = false) {
+        self.sequences = sequences; self.plan = plan; self.passOn = passOn
+    }
+}
+
 /// A failure, named. The body of an error frame never changes between protocol versions, so a
 /// peer of any version can read why it was refused.
 public struct WireErrorMessage: Sendable, Equatable, Error {
@@ -280,8 +302,7 @@ public enum WireMessage: Sendable, Equatable {
     case weightChunk(WeightChunk)
     case forward(Activations)
     case result(Activations)
-    /// Drop these sequences' KV cache (at most 4096).
-    case release([UInt64])
+    case release(Release)
     case heartbeat(Heartbeat)
     case error(WireErrorMessage)
     /// Stop serving and exit (sent by `strata local` and tests; the worker answers nothing).

@@ -26,7 +26,7 @@ extension WireMessage {
         case let .loadReport(m): m.write(to: &w)
         case let .weightChunk(m): m.write(to: &w)
         case let .forward(m), let .result(m): m.write(to: &w)
-        case let .release(sequences): ReleaseBody.write(sequences, to: &w)
+        case let .release(m): m.write(to: &w)
         case let .heartbeat(m): m.write(to: &w)
         case let .error(m): m.write(to: &w)
         case .shutdown: break
@@ -73,7 +73,7 @@ extension WireMessage {
         case .weightChunk: .weightChunk(try WeightChunk.read(from: &r))
         case .forward: .forward(try Activations.read(from: &r, "forward", isResult: false))
         case .result: .result(try Activations.read(from: &r, "result", isResult: true))
-        case .release: .release(try ReleaseBody.read(from: &r))
+        case .release: .release(try Release.read(from: &r))
         case .heartbeat: .heartbeat(try Heartbeat.read(from: &r))
         case .shutdown: .shutdown
         case .error: .error(try WireErrorMessage.read(from: &r))
@@ -98,7 +98,7 @@ extension WireMessage {
         case let .weightChunk(m): 32 + m.data.count
         case let .forward(m), let .result(m):
             32 + m.entries.count * Activations.entryBytes + m.stageNanos.count * 8 + m.payload.count
-        case let .release(sequences): 2 + sequences.count * 8
+        case let .release(m): 7 + m.sequences.count * 8
         case let .error(m): 12 + min(m.message.utf8.count, Wire.Limits.errorMessageBytes)
         default: 256
         }

@@ -91,7 +91,7 @@ public final class Stage: @unchecked Sendable {
             guard let old, let log = old.logs[rebuilt.lowerBound] else {
                 throw WireErrorMessage(code: .internal, message: "stage \(assign.stageIndex) has no log of what reaches layer \(rebuilt.lowerBound)")
             }
-            // The log's rows, in chunks of at most 512 positions, through the layers taken over.
+            // The log's rows, `batchRows` positions at a time, through the layers taken over.
             for part in chunks(lengths) {
                 var hidden: [Float] = []
                 for (seq, positions) in part {
@@ -115,22 +115,9 @@ public final class Stage: @unchecked Sendable {
         }
     }
 
-    /// The positions of `lengths`, in runs of at most 512 rows (the engine's scratch is made for
-    /// prompt chunks of 512), by sequence.
-    private func chunks(_ lengths: [SequenceID: Int]) -> [[(SequenceID, Range<Int>)]] {
-        var out: [[(SequenceID, Range<Int>)]] = [], part: [(SequenceID, Range<Int>)] = [], rows = 0
-        for (seq, n) in lengths.sorted(by: { $0.key < $1.key }) where n > 0 {
-            var done = 0
-            while done < n {
-                let take = min(n - done, 512 - rows)
-                part.append((seq, done ..< done + take))
-                done += take
-                rows += take
-                if rows == 512 { out.append(part); part = []; rows = 0 }
-            }
-        }
-        if !part.isEmpty { out.append(part) }
-        return out
+    /// The positions of `lengths`, in parts of at most the assignment's `batchRows`, by sequence.
+    private func chunks(_ lengths: [SequenceID: Int]) -> [[(sequence: SequenceID, positions: Range<Int>)]] {
+        batchParts(lengths.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, rows: Int(assign.batchRows))
     }
 
     /// Runs the layers this stage rebuilds over rows that enter them, at positions it holds,
@@ -154,7 +141,6 @@ public final class Stage: @unchecked Sendable {
         }
         let dim = engine.config.dim
         do throws(WireErrorMessage) {
-            guard Int(m.dim) == dim else { throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: "rebuild rows of \(m.dim) values; this model's are \(dim)") }
             var hidden: [Float]
             do { hidden = try ActivationCodec.decode(m.payload, as: m.type, count: m.rowCount * dim) } catch {
                 throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: error.description)
@@ -209,30 +195,54 @@ public final class Stage: @unchecked Sendable {
     }
 
     /// Runs the waiting messages through this stage's layers, as one batch where their
-    /// sequences are distinct. Each message gets its own output (or error), in order.
+    /// sequences are distinct, up to the assignment's `batchRows` rows. Each message gets its
+    /// own output (or error), in order.
     func run(_ messages: [Activations]) -> [Result<Activations, WireErrorMessage>] {
         var results: [Result<Activations, WireErrorMessage>] = []
+        // Nothing is decoded of a message with more rows or wider ones than the plan sends.
+        var fit: [Activations] = []
+        for m in messages {
+            do throws(WireErrorMessage) { try check(m); fit.append(m) } catch {
+                if m.rebuild { for e in m.entries { release(e.sequence) } }
+                results.append(.failure(error))
+            }
+        }
         // Rebuilds come before any batch of their plan, and answer only when they fail.
-        for m in messages where m.rebuild {
+        for m in fit where m.rebuild {
             do throws(WireErrorMessage) { try rebuild(m) } catch { results.append(.failure(error)) }
         }
-        let messages = messages.filter { !$0.rebuild }
         var group: [Activations] = []
         var groupSequences = Set<UInt64>()
+        var groupRows = 0
         func flush() {
             guard !group.isEmpty else { return }
             results += runGroup(group)
             group = []
             groupSequences = []
+            groupRows = 0
         }
-        for m in messages {
+        for m in fit where !m.rebuild {
             let sequences = Set(m.entries.map(\.sequence))
-            if !groupSequences.isDisjoint(with: sequences) { flush() }
+            if !groupSequences.isDisjoint(with: sequences) || groupRows + m.rowCount > Int(assign.batchRows) { flush() }
             group.append(m)
             groupSequences.formUnion(sequences)
+            groupRows += m.rowCount
         }
         flush()
         return results
+    }
+
+    /// Whether a forward is one this stage's plan sends: rows of the model's width, at most
+    /// `batchRows` of them.
+    private func check(_ m: Activations) throws(WireErrorMessage) {
+        let dim = engine.config.dim
+        guard Int(m.dim) == dim else {
+            throw WireErrorMessage(code: .malformed, requestID: m.requestID, message: "activations have rows of \(m.dim) values; this model's are \(dim)")
+        }
+        guard m.rowCount <= Int(assign.batchRows) else {
+            throw WireErrorMessage(code: .malformed, requestID: m.requestID,
+                                   message: "a forward of \(m.rowCount) rows; plan \(assign.plan) sends at most \(assign.batchRows) at once")
+        }
     }
 
     /// One forward pass over several messages; when it fails, each message alone, so that one
@@ -252,10 +262,6 @@ public final class Stage: @unchecked Sendable {
         let dim = engine.config.dim
         var batch: [BatchToken] = []
         for m in group {
-            guard Int(m.dim) == dim else {
-                throw WireErrorMessage(code: .malformed, requestID: m.requestID,
-                                       message: "activations have rows of \(m.dim) values; this model's are \(dim)")
-            }
             for e in m.entries {
                 if let left = awaitingRebuild[e.sequence] {
                     throw WireErrorMessage(code: .internal, requestID: m.requestID,

@@ -18,7 +18,8 @@ final class StageThread: @unchecked Sendable {
         /// it does not check out, it is deleted and the stage streamed again.
         case load(GGUFFile, Assign, what: String, cached: Bool)
         case run([Activations])
-        case release([SequenceID])
+        /// Drop sequences from every stage held, and pass the release on if it travels.
+        case release(Release)
         /// Drop the stages of plans before this one.
         case retire(before: UInt32)
         /// A stage the loader made, to serve its plan from now on.
@@ -36,6 +37,8 @@ final class StageThread: @unchecked Sendable {
         case streamInstead(Assign)
         /// A batch's activations: for the next stage, or from the last one, for the coordinator.
         case output(Activations)
+        /// A release done here, for the next stage of its plan.
+        case passOn(Release)
         /// A batch that could not run: for the coordinator.
         case failed(WireErrorMessage)
 
@@ -180,9 +183,9 @@ final class StageThread: @unchecked Sendable {
                 start = end
             }
             return outcomes
-        case let .release(sequences):
-            for stage in held.withLock({ Array($0.values) }) { for s in sequences { stage.release(s) } }
-            return []
+        case let .release(r):
+            for stage in held.withLock({ Array($0.values) }) { for s in r.sequences { stage.release(s) } }
+            return r.passOn ? [.passOn(r)] : []
         case let .retire(plan):
             held.withLock { $0 = $0.filter { $0.key >= plan } }
             return []

@@ -226,7 +226,7 @@ public final class WorkerServer: @unchecked Sendable {
         case let .assign(a): assign(a)
         case let .storeChunk(chunk): store(chunk)
         case let .run(a): stageThread.submit(.run([a]))
-        case let .release(sequences): stageThread.submit(.release(sequences))
+        case let .release(r): stageThread.submit(.release(r))
         case let .answerHeartbeat(nonce, peer):
             coordinatorHeard = .now
             send(.heartbeat(Heartbeat(nonce: nonce, sequences: UInt32(clamping: stageThread.cachedSequences.load(ordering: .relaxed)),
@@ -358,6 +358,8 @@ public final class WorkerServer: @unchecked Sendable {
                 do throws(WireErrorMessage) { try stream(a) } catch { assignmentFailed(error) }
             case let .output(out):
                 forward(out)
+            case let .passOn(release):
+                passOn(release)
             case let .failed(error):
                 sendCoordinator(.error(error))
             }
@@ -374,7 +376,8 @@ public final class WorkerServer: @unchecked Sendable {
             return
         }
         let socket = try ZMQSocket(context, type: .dealer)
-        try socket.configureAsPeerLink(maxMessageBytes: Wire.maxFrameBytes)
+        // The next stage answers only with errors.
+        try socket.configureAsPeerLink(maxMessageBytes: 64 << 10)
         // The same peer (the one that said hello) to the next stage after a reconnect.
         try socket.setRandomRoutingID()
         try socket.secureAsClient(settings.security, serverKey: a.nextCurvePublicKey.isEmpty ? nil : a.nextCurvePublicKey)
@@ -395,6 +398,15 @@ public final class WorkerServer: @unchecked Sendable {
             }
         } catch {
             sendCoordinator(.error(.init(code: .internal, requestID: out.requestID, message: "worker \(name): sending to the next stage: \(error)")))
+        }
+    }
+
+    /// A release, on to its plan's next stage after the batches sent before it (the last stage
+    /// passes nothing on). A next stage that cannot be reached fails the plan's batches anyway.
+    private func passOn(_ release: Release) {
+        guard let next = routes[release.plan]?.next else { return }
+        if (try? next.send(WireMessage.release(release).encoded(), dontWait: true)) != true {
+            log("could not pass on the release of \(release.sequences.count) sequences to the next stage", .warning)
         }
     }
 

@@ -7,8 +7,8 @@ import StrataWire
 /// `WorkerServer` does the work and tells it how loading went.
 ///
 /// The rules: a peer says hello before anything else; only the peer that said hello as the
-/// coordinator may assign, stream weights, release or stop, and the last one to assign is the
-/// one answered; with encrypted links, a peer is only the role its key is trusted for;
+/// coordinator may assign, stream weights or stop, and the last one to assign is the one
+/// answered; the coordinator and a previous stage (passing one on) may release sequences; with encrypted links, a peer is only the role its key is trusted for;
 /// activations run only on a loaded stage of the plan they were sent under (the
 /// top 32 bits of their requestID). A new plan loads beside the stage serving the last one,
 /// which keeps running its batches until the first batch of the new plan arrives (then it is
@@ -26,7 +26,7 @@ package struct WorkerStateMachine {
         case storeChunk(WeightChunk)
         /// Activations to run, with the others that arrived together.
         case run(Activations)
-        case release([SequenceID])
+        case release(Release)
         /// Answer a heartbeat with the stage's figures.
         case answerHeartbeat(nonce: UInt64, to: Peer)
         /// Drop the stages of plans before this one: its first batch has arrived.
@@ -54,9 +54,11 @@ package struct WorkerStateMachine {
     /// Plans with a loaded stage: the last one's, and until its first batch, the one before.
     package private(set) var runnable: Set<UInt32> = []
     /// `rebuild` forwards of the plan loading, run once it is loaded: a previous stage sends them
-    /// as soon as its own stage of the plan is in place. At most `heldForwardsLimit`.
+    /// as soon as its own stage of the plan is in place. At most the rows the assignment keeps,
+    /// and as many bytes as `batchRows` rows a frame may take for each.
     private var heldForwards: [Activations] = []
-    static let heldForwardsLimit = 4096
+    private var held = (rows: 0, bytes: 0)
+    private var holdLimit = (rows: 0, bytes: 0)
 
     /// What the worker knows of a peer beyond its routing id.
     package enum Trust: Equatable {
@@ -110,8 +112,13 @@ package struct WorkerStateMachine {
             guard runnable.contains(batchPlan) else {
                 // A batch of a plan replaced meanwhile: dropped (the coordinator replays it).
                 if let plan, batchPlan < plan { return [] }
-                if a.rebuild, batchPlan == plan, phase == .loading || phase == .receiving, heldForwards.count < Self.heldForwardsLimit {
+                if a.rebuild, batchPlan == plan, phase == .loading || phase == .receiving {
+                    guard held.rows + a.rowCount <= holdLimit.rows, held.bytes + a.payload.count <= holdLimit.bytes else {
+                        return [.send(.error(.init(code: .malformed, requestID: a.requestID, message:
+                            "rebuild forwards of more than the \(holdLimit.rows) positions plan \(batchPlan) keeps")), to: coordinator ?? peer)]
+                    }
                     heldForwards.append(a)
+                    held = (held.rows + a.rowCount, held.bytes + a.payload.count)
                     return []
                 }
                 return [.send(.error(.init(code: .notAssigned, requestID: a.requestID, message: "no stage is loaded here")), to: coordinator ?? peer)]
@@ -126,6 +133,9 @@ package struct WorkerStateMachine {
             return [.log("peer reports: \(e.message)")]
         case .hello, .loadReport, .result:
             return [.send(.error(.init(code: .malformed, message: "a worker does not take \(message.kind) messages")), to: peer)]
+        case let .release(r) where role == .stage:
+            // A release travelling the pipeline, in order with the batches before it.
+            return [.release(r)]
         case .assign, .weightChunk, .release, .shutdown:
             guard role == .coordinator else {
                 return [.send(.error(.init(code: .unknownPeer, message: "\(message.kind) from a peer that is not a coordinator")), to: peer)]
@@ -139,8 +149,10 @@ package struct WorkerStateMachine {
         case let .assign(a):
             coordinator = peer
             phase = .loading
-            if a.plan != plan { heldForwards.removeAll() }
+            if a.plan != plan { dropHeldForwards() }
             plan = a.plan
+            let keptRows = a.keep?.sequences.reduce(0) { $0 + Int($1.length) } ?? 0
+            holdLimit = (keptRows, keptRows * (Wire.maxPayloadBytes / Int(a.batchRows)))
             // The same plan assigned again replaces its stage.
             runnable.remove(a.plan)
             return [.assign(a)]
@@ -149,8 +161,8 @@ package struct WorkerStateMachine {
                 return [.send(.error(.init(code: .notAssigned, message: "weight chunk without an assignment that streams weights")), to: peer)]
             }
             return [.storeChunk(chunk)]
-        case let .release(sequences):
-            return [.release(sequences)]
+        case let .release(r):
+            return [.release(r)]
         case .shutdown:
             return [.log("shutting down at the coordinator's request"), .stop]
         default:
@@ -169,14 +181,19 @@ package struct WorkerStateMachine {
         phase = .ready
         guard let plan else { return [] }
         runnable.insert(plan)
-        defer { heldForwards.removeAll() }
+        defer { dropHeldForwards() }
         return heldForwards.map { .run($0) }
     }
 
     /// The assignment could not be carried out (the coordinator has been told why).
     package mutating func assignmentFailed() {
         phase = .idle
+        dropHeldForwards()
+    }
+
+    private mutating func dropHeldForwards() {
         heldForwards.removeAll()
+        held = (0, 0)
     }
 
     private func requestID(of message: WireMessage) -> UInt64 {

@@ -55,7 +55,7 @@ final class LocalWorkers: @unchecked Sendable {
                 try pair.write(to: (directory as NSString).appendingPathComponent("worker-\(i)"))
                 workerKeyPairs.append(pair)
             }
-            keyArguments = ["--coordinator-key", coordinator.publicText]
+            keyArguments = ["--coordinator-key=" + coordinator.publicText]  // (a Z85 key may begin with "-")
         }
         arguments = ["--model", model, "--threads", "\(threads)", "--precision", precision.rawValue, "--exit-with-parent",
                      "--shared-cores"] + keyArguments + extraArguments
@@ -81,13 +81,17 @@ final class LocalWorkers: @unchecked Sendable {
             + (keyDirectory.map { ["--key", ($0 as NSString).appendingPathComponent("worker-\(i).key")] } ?? [])
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = verbose ? FileHandle.standardError : FileHandle.nullDevice
+        // Quiet workers' logs are dropped, but the last of them name why one did not start.
+        let errors = verbose ? nil : OutputTail()
+        p.standardError = errors?.pipe ?? FileHandle.standardError
         p.standardInput = FileHandle.nullDevice
         try p.run()
+        errors?.start()
         let endpoint: String
         do { endpoint = try Self.readEndpoint(out, worker: i, process: p) } catch {
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            throw error
+            guard let said = errors?.text(waitingUpTo: .seconds(2)), !said.isEmpty else { throw error }
+            throw LocalClusterError("\(error): \(said)")
         }
         p.terminationHandler = { [weak self] p in self?.exited(worker: i, endpoint: endpoint, process: p) }
         return (p, endpoint)
@@ -171,6 +175,33 @@ struct LocalClusterError: Error, CustomStringConvertible {
 }
 
 /// Reads the first line a child prints, with a deadline.
+/// The last 4 KiB a process writes to a pipe, read until it closes.
+private final class OutputTail: Sendable {
+    let pipe = Pipe()
+    private let tail = Mutex<[UInt8]>([])
+    private let closed = DispatchSemaphore(value: 0)
+
+    /// Reads on a thread of its own (call once the process runs).
+    func start() {
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            while case let chunk = handle.availableData, !chunk.isEmpty {
+                tail.withLock { t in
+                    t += chunk
+                    if t.count > 4096 { t.removeFirst(t.count - 4096) }
+                }
+            }
+            closed.signal()
+        }
+    }
+
+    /// What was written, once the pipe closes or `limit` passes.
+    func text(waitingUpTo limit: Duration) -> String {
+        _ = closed.wait(timeout: .now() + Double(limit.components.seconds))
+        return String(decoding: tail.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
 private final class LineReader: @unchecked Sendable {
     private let handle: FileHandle
     private var buffer = Data()

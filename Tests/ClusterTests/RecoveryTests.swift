@@ -29,7 +29,12 @@ struct RecoveryTests {
     func killedStageIsTakenOverKeepingTheCaches(stage: Int) async throws {
         let workers = try startWorkers(3, model: Self.model)
         defer { workers.forEach { $0.kill() } }
-        let cluster = try await Self.start(workers)
+        // Forwards of at most 16 + 8 rows: every rebuild (from the embeddings, from a log, sent
+        // on) comes in parts, a sequence's positions across several.
+        let cluster = try await Self.start(workers) {
+            $0.prefillChunk = 16
+            $0.maxSequences = 8
+        }
         defer { cluster.shutdown() }
         let prompts = try Self.prompts()
         // (Long enough that the requests still run when a busy test machine lets the streams

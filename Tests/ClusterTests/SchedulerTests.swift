@@ -111,6 +111,28 @@ import Testing
         #expect(third.tokens == [12, 12])
     }
 
+    /// A batch holds at most `batchRows` rows: decode steps first, then what is left of the
+    /// prompt budget; the steps that do not fit go in the next batch.
+    @Test func batchRowsBoundEveryBatch() throws {
+        var s = Scheduler(limits: .init(contextLength: 64, maxSequences: 4, maxWaiting: 4, prefillChunk: 6, batchRows: 3, batchesInFlight: 4),
+                          stages: [.init(endpoint: "tcp://stage", pages: 100, pageRows: 16)], tokenizer: Self.tokenizer)
+        try s.submit(1, promptIDs: [1, 2, 3, 4], options: greedy)
+        let first = try next(&s)
+        #expect(first.entries == [.init(sequence: 1, position: 0, tokenCount: 3)])
+        _ = answer(&s, first)
+        for id in 2 ... 4 { try s.submit(RequestID(id), promptIDs: [5], options: greedy) }
+        let prompts = try next(&s)
+        #expect(prompts.entries == [.init(sequence: 1, position: 3, tokenCount: 1), .init(sequence: 2, position: 0, tokenCount: 1),
+                                    .init(sequence: 3, position: 0, tokenCount: 1)])
+        let last = try next(&s)
+        #expect(last.entries == [.init(sequence: 4, position: 0, tokenCount: 1)])
+        #expect(tokens(answer(&s, prompts)).count == 3 && tokens(answer(&s, last)).count == 1)
+        let steps = try next(&s)
+        #expect(steps.entries.map(\.sequence) == [1, 2, 3] && steps.tokens.count == 3)
+        let rest = try next(&s)
+        #expect(rest.entries.map(\.sequence) == [4])
+    }
+
     /// No more than `batchesInFlight` batches are in the pipeline at once.
     @Test func batchesInFlightAreBounded() throws {
         var s = scheduler(batches: 1)

@@ -25,7 +25,7 @@ import ZeroMQ
         }
         try socket.connect(worker.endpoint)
         try socket.send(WireMessage.hello(Hello(role: .coordinator, peerID: "intruder", appVersion: "0")).encoded())
-        try socket.send(WireMessage.release([1, 2, 3]).encoded())
+        try socket.send(WireMessage.release(Release([1, 2, 3])).encoded())
         try socket.send(WireMessage.shutdown.encoded())
         let ready = try ZMQ.poll([(socket, .readable)], timeoutMilliseconds: milliseconds)
         return ready[0].contains(.readable) ? try socket.receive(dontWait: true)?.last : nil
@@ -44,7 +44,7 @@ import ZeroMQ
 
         // Another cluster's worker: its own coordinator key, its own key pair.
         let elsewhere = try TestKeys.makeWorkerKeys()
-        let other = try WorkerProcess(keys: elsewhere, ["--model", Self.model, "--coordinator-key", try CurveKeyPair.generate().publicText])
+        let other = try WorkerProcess(keys: elsewhere, ["--model", Self.model, "--coordinator-key=" + (try CurveKeyPair.generate().publicText)])
         defer { other.kill() }
 
         for worker in workers {
@@ -88,7 +88,7 @@ import ZeroMQ
     /// timeout: a worker that does not trust its key, a worker that is not the one whose key it
     /// was given, and a worker with plain links.
     @Test func aFailedHandshakeIsNamed() async throws {
-        let distrustful = try WorkerProcess(["--model", Self.model, "--coordinator-key", try CurveKeyPair.generate().publicText])
+        let distrustful = try WorkerProcess(["--model", Self.model, "--coordinator-key=" + (try CurveKeyPair.generate().publicText)])
         defer { distrustful.kill() }
         await #expect {
             _ = try await makeCluster(model: Self.model, endpoints: [distrustful.endpoint]) { $0.connectTimeout = .seconds(30) }

@@ -122,6 +122,74 @@ struct StagePipelineTests {
         #expect(order == ["heartbeat 1", "heartbeat 2", "heartbeat 3", "result 1"])
     }
 
+    /// A frame cannot make a worker allocate more than its plan sends: a forward of more rows
+    /// than the assignment's `batchRows` is refused before its payload is decoded, and a frame
+    /// over the wire's limit is dropped by ZeroMQ before it is buffered (the worker's peak
+    /// memory does not grow by it), while the worker goes on serving.
+    @Test func framesBeyondWhatThePlanSendsAreRefused() throws {
+        let tiny = TinyModel(dim: 256, hiddenDim: 768, nLayers: 2, nHeads: 4, nKVHeads: 2, vocab: 64, contextLength: 64, seed: 8)
+        let path = try tiny.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let worker = try WorkerProcess(["--model", path])
+        defer { worker.kill() }
+        let context = try ZMQContext()
+        func connect() throws -> (ZMQSocket, () throws -> WireMessage) {
+            let link = try coordinatorLink(context, to: worker)
+            try link.setLinger(milliseconds: 0)
+            try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
+            return (link, {
+                let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 20_000)
+                guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
+                    throw NoAnswer(logs: worker.child.stderr)
+                }
+                return try WireMessage.decode(frame)
+            })
+        }
+        let (link, next) = try connect()
+        guard case .hello = try next() else { Issue.record("expected hello"); return }
+        let file = try GGUFFile(path: path)
+        let digests = try ModelDigests.ofTensors(try StageFile.tensorNames(in: file, layers: 0 ..< 2), in: file, cache: nil)
+            .map { TensorDigest(name: $0.key, sha256: ModelDigests.bytes(hex: $0.value)!) }
+        try link.send(WireMessage.assign(Assign(model: ModelIdentity(sha256: try sha256(path), byteCount: 0, name: "tiny"),
+                                                layerStart: 0, layerEnd: 2, layerCount: 2, stageIndex: 0, stageCount: 1,
+                                                contextLength: 64, maxSequences: 2, batchRows: 8, activationType: .f32, nextEndpoint: "",
+                                                tensorDigests: digests, plan: 1)).encoded())
+        guard case let .loadReport(r) = try next() else { Issue.record("expected a load report"); return }
+        #expect(r.status == .ready)
+        func forward(_ id: UInt64, rows: Int) throws {
+            try link.send(WireMessage.forward(Activations(
+                requestID: 1 << 32 | id, lastRowsOnly: true, type: .f32, dim: 256,
+                entries: [.init(sequence: id, position: 0, tokenCount: UInt32(rows))],
+                payload: ActivationCodec.encode([Float](repeating: 0.25, count: rows * 256), as: .f32))).encoded())
+        }
+        try forward(1, rows: 9)
+        guard case let .error(e) = try next() else { Issue.record("expected an error"); return }
+        #expect(e.code == .malformed && e.requestID == 1 << 32 | 1, "\(e)")
+        #expect(e.message.contains("9 rows") && e.message.contains("at most 8"), "\(e.message)")
+        try forward(2, rows: 8)
+        guard case let .result(a) = try next() else { Issue.record("expected a result"); return }
+        #expect(a.requestID == 1 << 32 | 2)
+
+        // 48 MiB in one frame, three times the limit: the connection is dropped, nothing buffered.
+        func peakBytes() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(worker.child.process.processIdentifier)/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+            return try #require(Int(line.split(separator: " ")[1])) << 10
+        }
+        let before = try peakBytes()
+        var huge = WireMessage.heartbeat(Heartbeat(nonce: 1)).encoded()
+        huge += [UInt8](repeating: 0x5A, count: 48 << 20)
+        try link.send(huge)
+        Thread.sleep(forTimeInterval: 2)
+        let grew = try peakBytes() - before
+        #expect(grew < 8 << 20, "the worker's peak memory grew by \(grew >> 20) MiB")
+        #expect(worker.child.isRunning)
+        link.close()
+        let (again, answer) = try connect()
+        defer { _ = try? again.send(WireMessage.shutdown.encoded()); again.close() }
+        guard case .hello = try answer() else { Issue.record("expected hello"); return }
+    }
+
     struct NoAnswer: Error, CustomStringConvertible {
         let logs: String
         var description: String { "no answer within the time allowed; the workers logged:\n\(logs)" }

@@ -29,15 +29,18 @@ import Testing
         #expect(m.phase == .idle && m.coordinator == nil)
     }
 
+    /// A previous stage may only pass on releases and activations.
     @Test func onlyTheCoordinatorControlsTheStage() {
         var m = WorkerStateMachine()
         #expect(m.received(hello(.stage), from: stage).isEmpty)
-        for message in [WireMessage.assign(assign), .release([1]), .shutdown] {
+        for message in [WireMessage.assign(assign), .weightChunk(WeightChunk(offset: 0, totalBytes: 1, data: [0])), .shutdown] {
             #expect(error(m.received(message, from: stage), to: stage)?.code == .unknownPeer, "\(message.kind)")
         }
+        let passed = Release([1], plan: 1, passOn: true)
+        #expect(m.received(.release(passed), from: stage) == [.release(passed)])
         #expect(m.received(hello(.coordinator), from: coordinator).contains(.greet(coordinator)))
         #expect(m.received(.shutdown, from: coordinator).contains(.stop))
-        #expect(m.received(.release([1, 2]), from: coordinator) == [.release([1, 2])])
+        #expect(m.received(.release(Release([1, 2])), from: coordinator) == [.release(Release([1, 2]))])
     }
 
     /// Activations run only once the stage is loaded; before that the coordinator hears why.
@@ -87,6 +90,29 @@ import Testing
         m.assignmentFailed()
         _ = m.received(.assign(keeping), from: coordinator)
         #expect(m.loaded().isEmpty)
+    }
+
+    /// Rebuild rows held before the stage is loaded are bounded by what the assignment keeps:
+    /// rows past the kept positions are refused, and nothing of them is held.
+    @Test func heldRebuildRowsAreBoundedByWhatIsKept() {
+        var m = WorkerStateMachine()
+        _ = m.received(hello(.coordinator), from: coordinator)
+        _ = m.received(hello(.stage), from: stage)
+        var keeping = assign
+        keeping.plan = 3
+        keeping.keep = KeptCaches(fromPlan: 2, sequences: [.init(sequence: 1, length: 3), .init(sequence: 2, length: 2)],
+                                  rebuildStart: keeping.layerStart, rebuildEnd: keeping.layerEnd)
+        _ = m.received(.assign(keeping), from: coordinator)
+        func rows(_ sequence: UInt64, _ n: Int) -> Activations {
+            Activations(requestID: 3 << 32, lastRowsOnly: false, rebuild: true, type: .f32, dim: 1,
+                        entries: [.init(sequence: sequence, position: 0, tokenCount: UInt32(n))],
+                        payload: ActivationCodec.encode([Float](repeating: 1, count: n), as: .f32))
+        }
+        #expect(m.received(.forward(rows(1, 3)), from: stage).isEmpty)
+        let refused = error(m.received(.forward(rows(2, 3)), from: stage), to: coordinator)
+        #expect(refused?.code == .malformed && refused?.message.contains("5 positions") == true, "\(String(describing: refused))")
+        #expect(m.received(.forward(rows(2, 2)), from: stage).isEmpty)
+        #expect(m.loaded() == [.run(rows(1, 3)), .run(rows(2, 2))])
     }
 
     /// After a re-plan, a batch sent under the old plan and still on its way is dropped: it must

@@ -129,7 +129,7 @@ public final class WorkerProcess: @unchecked Sendable {
                 keys given: (keys: CurveKeyPair, file: String)? = nil, _ arguments: [String]) throws {
         let keyed = !arguments.contains("--insecure") && !arguments.contains("--key")
         let keys = keyed ? try given ?? TestKeys.worker(at: listen) ?? TestKeys.makeWorkerKeys() : nil
-        let keyArguments = keys.map { ["--key", $0.file] + (arguments.contains("--coordinator-key") ? [] : ["--coordinator-key", TestKeys.coordinator.publicText]) } ?? []
+        let keyArguments = keys.map { ["--key", $0.file] + (arguments.contains { $0.hasPrefix("--coordinator-key") } ? [] : ["--coordinator-key=" + TestKeys.coordinator.publicText]) } ?? []
         // --exit-with-parent: should this test process die, its workers go too.
         let child = try ChildProcess.strata(["worker", "--listen", listen, "--threads", "1", "--exit-with-parent"] + keyArguments + arguments,
                                             netns: netns, cgroup: cgroup)

@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func otherVersionsAreRefused() {
-        for version: UInt16 in [0, 1, 2, 3, 4, 6, 0x0100, 0xFFFF] {
+        for version: UInt16 in [0, 1, 2, 3, 4, 5, 7, 0x0100, 0xFFFF] {
             var f = heartbeat
             f[4] = UInt8(version & 0xFF)
             f[5] = UInt8(version >> 8)
@@ -30,7 +30,7 @@ import Testing
         let reply = WireError.unsupportedVersion(1).reply
         #expect(reply.code == .unsupportedVersion)
         #expect(reply.requestID == 0)
-        #expect(reply.message == "protocol version 1 is not supported; this peer speaks 5")
+        #expect(reply.message == "protocol version 1 is not supported; this peer speaks 6")
         // The reply is itself a frame any peer can read.
         #expect(try WireMessage.decode(WireMessage.error(reply).encoded()) == .error(reply))
     }
@@ -38,11 +38,11 @@ import Testing
     /// The error frame's body is frozen: it decodes whatever version the header says, so the
     /// refused peer learns why.
     @Test func errorFrameDecodesUnderAnyVersion() throws {
-        let body: [UInt8] = le16(1) + le64(5) + str("protocol version 1 is not supported; this peer speaks 5")
+        let body: [UInt8] = le16(1) + le64(5) + str("protocol version 1 is not supported; this peer speaks 6")
         for version: UInt16 in [0, 1, 2, 7, 0xFFFF] {
             let decoded = try WireMessage.decode(frame(kind: 255, version: version, body: body))
             #expect(decoded == .error(WireErrorMessage(code: .unsupportedVersion, requestID: 5,
-                                                       message: "protocol version 1 is not supported; this peer speaks 5")))
+                                                       message: "protocol version 1 is not supported; this peer speaks 6")))
         }
         // Frozen means frozen: its header rules still hold.
         #expect(decodeError(frame(kind: 255, version: 2, flags: 1, body: body))
@@ -102,6 +102,6 @@ import Testing
         #expect(WireMessage.forward(Samples.forward).kind == .forward)
         #expect(WireMessage.result(Samples.forward).kind == .result)
         #expect(WireMessage.shutdown.kind == .shutdown)
-        #expect(WireMessage.release([]).kind == .release)
+        #expect(WireMessage.release(Release([])).kind == .release)
     }
 }

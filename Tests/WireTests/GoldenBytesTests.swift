@@ -7,7 +7,7 @@ import Testing
 @Suite struct GoldenBytesTests {
     /// The header for protocol version 5: magic, version, kind, flags 0, body length.
     private func header(_ kind: UInt8, _ bodyLength: UInt8) -> [UInt8] {
-        [0x53, 0x54, 0x52, 0x41, 0x05, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
+        [0x53, 0x54, 0x52, 0x41, 0x06, 0x00, kind, 0x00, bodyLength, 0x00, 0x00, 0x00]
     }
 
     private func check(_ message: WireMessage, _ expected: [UInt8]) throws {
@@ -39,11 +39,11 @@ import Testing
         let message = WireMessage.assign(Assign(
             model: ModelIdentity(sha256: [UInt8](repeating: 0x11, count: 32), byteCount: 5, name: "a"),
             layerStart: 2, layerEnd: 4, layerCount: 30, stageIndex: 1, stageCount: 3, contextLength: 2048,
-            maxSequences: 8, activationType: .f16, nextEndpoint: "tcp://h:1", previousCurvePublicKey: [UInt8](repeating: 0x33, count: 32),
+            maxSequences: 8, batchRows: 520, activationType: .f16, nextEndpoint: "tcp://h:1", previousCurvePublicKey: [UInt8](repeating: 0x33, count: 32),
             tensorDigests: [TensorDigest(name: "w", sha256: [UInt8](repeating: 0x22, count: 32))], stageFileBytes: 0x0102, plan: 7,
             keep: KeptCaches(fromPlan: 6, sequences: [.init(sequence: 9, length: 40)], rebuildStart: 2, rebuildEnd: 3, rebuildFromLog: true,
                              sendOn: true)))
-        let expected: [UInt8] = header(2, 192)
+        let expected: [UInt8] = header(2, 196)
             + [0x20] + [UInt8](repeating: 0x11, count: 32)      // model.sha256
             + [0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]  // model.byteCount 5
             + [0x01, 0x00, 0x61]                                // model.name "a"
@@ -53,6 +53,7 @@ import Testing
             + [0x01, 0x00, 0x03, 0x00]                          // stageIndex 1, stageCount 3
             + [0x00, 0x08, 0x00, 0x00]                          // contextLength 2048
             + [0x08, 0x00, 0x00, 0x00]                          // maxSequences 8
+            + [0x08, 0x02, 0x00, 0x00]                          // batchRows 520
             + [0x01]                                            // activationType f16
             + [0x09, 0x00, 0x74, 0x63, 0x70, 0x3A, 0x2F, 0x2F, 0x68, 0x3A, 0x31]  // "tcp://h:1"
             + [0x00]                                            // nextCurvePublicKey: none
@@ -143,11 +144,13 @@ import Testing
     }
 
     @Test func release() throws {
-        let expected: [UInt8] = header(7, 18)
+        let expected: [UInt8] = header(7, 23)
+            + [0x03, 0x01, 0x00, 0x00]                          // plan 259
+            + [0x01]                                            // passOn
             + [0x02, 0x00]                                      // 2 sequences
             + [0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]
             + [0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01]
-        try check(.release([1, 0x0102_0304_0506_0708]), expected)
+        try check(.release(Release([1, 0x0102_0304_0506_0708], plan: 259, passOn: true)), expected)
     }
 
     @Test func heartbeat() throws {
@@ -181,9 +184,9 @@ import Testing
 
     @Test func constants() {
         #expect(Wire.magic == [0x53, 0x54, 0x52, 0x41])
-        #expect(Wire.protocolVersion == 5)
+        #expect(Wire.protocolVersion == 6)
         #expect(Wire.headerBytes == 12)
-        #expect(Wire.maxFrameBytes == 285_212_672)
-        #expect(Wire.maxPayloadBytes == 268_435_456)
+        #expect(Wire.maxFrameBytes == 16_908_288)
+        #expect(Wire.maxPayloadBytes == 16_777_216)
     }
 }

@@ -10,10 +10,10 @@ import Testing
     private var helloHead: [UInt8] { [0x02] + str("w") + str("1") + le64(0) + le16(1) }
 
     @Test func hostileCounts() {
-        #expect(decodeError(frame(kind: 7, body: le16(0xFFFF)))
+        #expect(decodeError(frame(kind: 7, body: le32(1) + [1] + le16(0xFFFF)))
             == .limitExceeded(field: "release.count", value: 65535, limit: 4096))
         // Within the limit but not there: the count is checked against the bytes left.
-        #expect(decodeError(frame(kind: 7, body: le16(4096) + le64(1)))
+        #expect(decodeError(frame(kind: 7, body: le32(1) + [1] + le16(4096) + le64(1)))
             == .truncated(field: "release.count", needed: 4096 * 8, available: 8))
 
         let chunkHead = le64(0) + le64(.max) + le32(0)
@@ -61,7 +61,7 @@ import Testing
             == .limitExceeded(field: "hello.models[0].name", value: 257, limit: 256))
         #expect(decodeError(frame(kind: 255, body: le16(3) + le64(0) + le16(4097)))
             == .limitExceeded(field: "error.message", value: 4097, limit: 4096))
-        let assignHead = sha + le64(0) + str("") + le32(0) + le32(1) + le32(1) + le16(0) + le16(1) + le32(0) + le32(0) + [0]
+        let assignHead = sha + le64(0) + str("") + le32(0) + le32(1) + le32(1) + le16(0) + le16(1) + le32(0) + le32(0) + le32(1) + [0]
         #expect(decodeError(frame(kind: 2, body: assignHead + le16(257)))
             == .limitExceeded(field: "assign.nextEndpoint", value: 257, limit: 256))
         // Tensor digests: their count, each name, each digest's size.
@@ -120,7 +120,7 @@ import Testing
         #expect(decodeError(hello.encoded()) == .limitExceeded(field: "hello.peerID", value: 65535, limit: 256))
         let features = WireMessage.hello(Hello(role: .worker, peerID: "", appVersion: "", cpuFeatures: Array(repeating: "x", count: 300)))
         #expect(decodeError(features.encoded()) == .limitExceeded(field: "hello.cpuFeatures.count", value: 255, limit: 64))
-        let release = WireMessage.release([UInt64](repeating: 1, count: 70000))
+        let release = WireMessage.release(Release([UInt64](repeating: 1, count: 70000)))
         #expect(decodeError(release.encoded()) == .limitExceeded(field: "release.count", value: 65535, limit: 4096))
     }
 

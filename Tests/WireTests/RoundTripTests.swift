@@ -32,7 +32,7 @@ import Testing
                           models: (0 ..< 64).map { _ in ModelIdentity(sha256: [UInt8](repeating: 1, count: 32), byteCount: 1, name: long) })
         #expect(try WireMessage.decode(WireMessage.hello(hello).encoded()) == .hello(hello))
 
-        let release = WireMessage.release((0 ..< 4096).map { UInt64($0) })
+        let release = WireMessage.release(Release((0 ..< 4096).map { UInt64($0) }, plan: .max, passOn: true))
         #expect(try WireMessage.decode(release.encoded()) == release)
 
         let error = WireMessage.error(WireErrorMessage(code: .internal, message: String(repeating: "e", count: 4096)))

@@ -52,7 +52,7 @@ enum Samples {
                              curvePublicKey: [UInt8](repeating: 0x5A, count: 32))
 
     static let assign = Assign(model: model, layerStart: 10, layerEnd: 20, layerCount: 30, stageIndex: 1, stageCount: 3,
-                               contextLength: 4096, maxSequences: 8, activationType: .q8_0,
+                               contextLength: 4096, maxSequences: 8, batchRows: 1000, activationType: .q8_0,
                                nextEndpoint: "tcp://10.0.0.2:7000", nextCurvePublicKey: [UInt8](repeating: 7, count: 32),
                                tensorDigests: [TensorDigest(name: "blk.10.attn_q.weight", sha256: [UInt8](repeating: 0xC3, count: 32)),
                                                TensorDigest(name: "rope_freqs.weight", sha256: (0 ..< 32).map { UInt8(255 - $0) })],
@@ -89,8 +89,9 @@ enum Samples {
         .forward(Activations(requestID: 3 << 32, lastRowsOnly: false, rebuild: true, type: .f32, dim: 1,
                              entries: [.init(sequence: 4, position: 0, tokenCount: 2)], payload: ActivationCodec.encode([1, 2], as: .f32))),
         .result(result),
-        .release([1, 2, .max]),
-        .release([]),
+        .release(Release([1, 2, .max])),
+        .release(Release([7], plan: 3, passOn: true)),
+        .release(Release([])),
         .heartbeat(Heartbeat(nonce: 0xDEAD_BEEF, sequences: 3, kvCacheBytes: 1 << 30, residentBytes: 2 << 30)),
         .shutdown,
         .error(WireErrorMessage(code: .modelMismatch, requestID: 77, message: "stage file hash differs — expected c3c3…")),

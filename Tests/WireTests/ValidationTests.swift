@@ -98,6 +98,17 @@ import Testing
         #expect(assign(0, 1, 30, 0, 0) != nil)
     }
 
+    /// A plan's forwards hold at least one row, and no more than a forward may.
+    @Test func assignBatchRows() {
+        func assign(_ rows: UInt32) -> WireError? {
+            decodeError(WireMessage.assign(Assign(model: Samples.model, layerStart: 0, layerEnd: 1, layerCount: 1, stageIndex: 0, stageCount: 1,
+                                                  contextLength: 1, maxSequences: 1, batchRows: rows, activationType: .f32, nextEndpoint: "")).encoded())
+        }
+        #expect(assign(1) == nil && assign(65536) == nil)
+        #expect(assign(0) == .invalidValue(field: "assign.batchRows", reason: "must be at least 1"))
+        #expect(assign(65537) == .limitExceeded(field: "assign.batchRows", value: 65537, limit: 65536))
+    }
+
     @Test func enumsAndBools() {
         #expect(decodeError(frame(kind: 1, body: [9])) == .invalidValue(field: "hello.role", reason: "unknown value 9"))
         #expect(decodeError(frame(kind: 3, body: [3] + [UInt8](repeating: 0, count: 28)))

@@ -8,7 +8,7 @@ import Testing
             (.truncated(field: "heartbeat.nonce", needed: 8, available: 3),
              "heartbeat.nonce: truncated, needs 8 bytes but only 3 remain", .malformed),
             (.badMagic, "not a Strata frame: it does not start with the magic \"STRA\"", .malformed),
-            (.unsupportedVersion(6), "protocol version 6 is not supported; this peer speaks 5", .unsupportedVersion),
+            (.unsupportedVersion(7), "protocol version 7 is not supported; this peer speaks 6", .unsupportedVersion),
             (.unknownKind(42), "unknown message kind 42", .unknownKind),
             (.frameLength(declared: 40, actual: 41), "the header declares a frame of 40 bytes but the frame is 41 bytes", .malformed),
             (.limitExceeded(field: "hello.peerID", value: 300, limit: 256), "hello.peerID: 300 bytes exceeds the limit of 256", .malformed),

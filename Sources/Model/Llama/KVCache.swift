@@ -13,6 +13,27 @@ public struct BatchToken: Sendable, Hashable {
     }
 }
 
+/// Positions `0 ..< length` of each sequence, in order, cut into parts of at most `rows`
+/// positions across sequences (a long sequence spans parts): how a cache's positions are sent
+/// or run a bounded batch at a time.
+public func batchParts(_ lengths: [(sequence: SequenceID, length: Int)], rows: Int) -> [[(sequence: SequenceID, positions: Range<Int>)]] {
+    precondition(rows > 0)
+    var parts: [[(sequence: SequenceID, positions: Range<Int>)]] = [], part: [(sequence: SequenceID, positions: Range<Int>)] = []
+    var filled = 0
+    for (sequence, length) in lengths where length > 0 {
+        var done = 0
+        while done < length {
+            let take = min(length - done, rows - filled)
+            part.append((sequence, done ..< done + take))
+            done += take
+            filled += take
+            if filled == rows { parts.append(part); part = []; filled = 0 }
+        }
+    }
+    if !part.isEmpty { parts.append(part) }
+    return parts
+}
+
 public enum KVCacheError: Error, Equatable, CustomStringConvertible {
     case contextOverflow(sequence: SequenceID, needed: Int, contextLength: Int)
     case positionGap(sequence: SequenceID, position: Int, expected: Int)
