@@ -34,22 +34,31 @@ final class ServerMetrics: Sendable {
     private let ready: Prometheus.Gauge
 
     init() {
-        cancelled = registry.makeCounter(name: "strata_requests_cancelled_total", help: "Generations stopped because their client went away.")
-        promptTokens = registry.makeCounter(name: "strata_prompt_tokens_total", help: "Prompt tokens of the generations run.")
-        generatedTokens = registry.makeCounter(name: "strata_generated_tokens_total", help: "Tokens generated.")
-        timeToFirstToken = registry.makeDurationHistogram(name: "strata_time_to_first_token_seconds", buckets: Self.latencyBuckets,
-                                                          help: "From a request's arrival to its first token.")
-        interTokenLatency = registry.makeDurationHistogram(name: "strata_inter_token_latency_seconds", buckets: Self.latencyBuckets,
-                                                           help: "Between consecutive tokens of one request.")
-        requestDuration = registry.makeDurationHistogram(name: "strata_request_duration_seconds", buckets: Self.latencyBuckets,
-                                                         help: "From a generation's arrival to its last token.")
-        ready = registry.makeGauge(name: "strata_ready", help: "1 once every stage is loaded and while the cluster serves, else 0.")
+        let registry = registry
+        func counter(_ name: String, _ help: String) -> Prometheus.Counter {
+            registry.makeCounter(descriptor: Self.named(name, help))
+        }
+        func histogram(_ name: String, _ help: String) -> DurationHistogram {
+            registry.makeDurationHistogram(descriptor: Self.named(name, help), buckets: Self.latencyBuckets)
+        }
+        cancelled = counter("strata_requests_cancelled_total", "Generations stopped because their client went away.")
+        promptTokens = counter("strata_prompt_tokens_total", "Prompt tokens of the generations run.")
+        generatedTokens = counter("strata_generated_tokens_total", "Tokens generated.")
+        timeToFirstToken = histogram("strata_time_to_first_token_seconds", "From a request's arrival to its first token.")
+        interTokenLatency = histogram("strata_inter_token_latency_seconds", "Between consecutive tokens of one request.")
+        requestDuration = histogram("strata_request_duration_seconds", "From a generation's arrival to its last token.")
+        ready = registry.makeGauge(descriptor: Self.named("strata_ready", "1 once every stage is loaded and while the cluster serves, else 0."))
+    }
+
+    /// A metric's whole name (its unit already in it) and help text.
+    private static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// A request answered, by endpoint and HTTP status.
     func request(_ endpoint: String, status: Int) {
-        registry.makeCounter(name: "strata_requests_total", labels: [("endpoint", endpoint), ("status", String(status))],
-                             help: "HTTP requests answered, by endpoint and status code.").increment()
+        registry.makeCounter(descriptor: Self.named("strata_requests_total", "HTTP requests answered, by endpoint and status code."),
+                             labels: [("endpoint", endpoint), ("status", String(status))]).increment()
     }
 
     /// A generation that ran: its token counts and how long it took.
@@ -73,14 +82,14 @@ final class ServerMetrics: Sendable {
 
     private func record(_ cluster: Cluster) {
         let load = cluster.load
-        registry.makeGauge(name: "strata_requests_running", help: "Sequences in the pipeline.").set(Int64(load.running))
-        registry.makeGauge(name: "strata_queue_depth", help: "Requests waiting for a free sequence slot.").set(Int64(load.waiting))
-        registry.makeGauge(name: "strata_queue_capacity", help: "Requests that may wait before new ones are refused with 429.")
+        registry.makeGauge(descriptor: Self.named("strata_requests_running", "Sequences in the pipeline.")).set(Int64(load.running))
+        registry.makeGauge(descriptor: Self.named("strata_queue_depth", "Requests waiting for a free sequence slot.")).set(Int64(load.waiting))
+        registry.makeGauge(descriptor: Self.named("strata_queue_capacity", "Requests that may wait before new ones are refused with 429."))
             .set(Int64(cluster.settings.maxWaiting))
         for (i, s) in cluster.stages.enumerated() {
             let labels = [("stage", String(i)), ("worker", s.endpoint)]
             func gauge(_ name: String, _ help: String, _ value: some BinaryInteger) {
-                registry.makeGauge(name: name, labels: labels, help: help).set(Int64(value))
+                registry.makeGauge(descriptor: Self.named(name, help), labels: labels).set(Int64(value))
             }
             gauge("strata_stage_layers", "Decoder layers each stage holds.", s.layers.count)
             gauge("strata_worker_kv_cache_bytes", "KV cache in use on each worker, as of its last heartbeat.", s.kvCacheBytes)
