@@ -63,7 +63,7 @@ for mode in curve plain; do
   done
   sleep 1
   keys=(--key "$work/coordinator.key"); [ "$mode" = plain ] && keys=(--insecure)
-  "$strata" coordinator --model "$model" --workers "$endpoints" "${keys[@]}" --threads 1 --prompt "x" -n 1 --stop-workers --worker-timeout 30 \
+  "$strata" coordinator --model "$model" --workers "$endpoints" "${keys[@]}" --threads 1 --prompt "x" -n 1 --stop-workers \
     --partition even >/dev/null 2>"$work/coordinator-$mode.log"
   wait "${pids[@]}" 2>/dev/null || true
   # Each worker's last progress line: the whole file, and its rate from first byte to last.

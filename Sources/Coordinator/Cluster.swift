@@ -242,13 +242,36 @@ public final class Cluster: @unchecked Sendable {
         }, onTimeout: { .unreachable(endpoint: $0.endpoint, seconds: Int(settings.connectTimeout.components.seconds)) })
     }
 
-    /// Hands out the first plan's stages and waits until every one is loaded.
+    /// Hands out the first plan's stages and waits until every one is loaded. The workers
+    /// answer heartbeats meanwhile: one that stops answering fails the start at once (not at
+    /// the load timeout), and none is taken for lost when the scheduler starts, however long
+    /// ago it finished loading.
     private func load(_ ranges: [Range<Int>], on workers: [WorkerLink]) throws(ClusterError) {
         let loader = try StageLoader(planner: planner, pipeline: workers, ranges: ranges, plan: 1, logger: logger)
+        // (Silence counts from now: a worker that answered the handshake first waited for the others.)
+        for link in workers { link.lastHeard = .now }
+        var nextHeartbeat = ContinuousClock.now
         try waitFor("loading", timeout: settings.loadTimeout, done: { $0.standby || $0.report?.status == .ready },
-                    tick: { () throws(ClusterError) in try loader.pump() },
+                    tick: { () throws(ClusterError) in
+                        try loader.pump()
+                        guard ContinuousClock.now >= nextHeartbeat else { return }
+                        nextHeartbeat = .now + settings.heartbeatInterval
+                        try heartbeat(workers)
+                    },
                     handle: { link, message throws(ClusterError) in try loader.handle(link, message) },
                     onTimeout: { .loadTimeout(endpoint: $0.endpoint, seconds: Int(settings.loadTimeout.components.seconds)) })
+    }
+
+    /// Sends each worker a heartbeat; one silent for `workerTimeout` is an error.
+    private func heartbeat(_ workers: [WorkerLink]) throws(ClusterError) {
+        for link in workers {
+            let silent = ContinuousClock.now - link.lastHeard
+            if silent > settings.workerTimeout {
+                throw .workerLost(endpoint: link.endpoint, stage: link.stage, layers: link.layers, reason:
+                    "no answer for \(String(format: "%.1f", silent.totalSeconds)) s while loading (the process stopped, or the network between us is down)")
+            }
+            try? link.send(.heartbeat(Heartbeat(nonce: UInt64(DispatchTime.now().uptimeNanoseconds))))
+        }
     }
 
     // MARK: Shutdown

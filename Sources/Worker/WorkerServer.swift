@@ -15,8 +15,10 @@ public final class WorkerServer: @unchecked Sendable {
     public let settings: WorkerSettings
     private let context: ZMQContext
     private let router: ZMQSocket
-    /// Woken by the stage thread when a job produced something.
+    /// Woken by the stage thread when a job produced something, and by a stage file's writer.
     private let wakeReceiver: ZMQSocket
+    /// The inproc endpoint `wakeReceiver` binds.
+    private let wake: String
     /// The endpoint actually bound (a `*` port resolved).
     public let endpoint: String
 
@@ -71,6 +73,7 @@ public final class WorkerServer: @unchecked Sendable {
         logger[metadataKey: "worker"] = "\(name)"
         self.logger = logger
         let wake = "inproc://strata-stage-\(UUID().uuidString)"
+        self.wake = wake
         wakeReceiver = try ZMQSocket(context, type: .pull)
         try wakeReceiver.bind(wake)
         let context = context
@@ -101,6 +104,7 @@ public final class WorkerServer: @unchecked Sendable {
     /// Serves until a coordinator sends `shutdown` or `stop()` is called.
     public func run() throws {
         defer {
+            download?.abandon()
             stageThread.close()
             wakeReceiver.close()
             announcer?.close()
@@ -118,6 +122,7 @@ public final class WorkerServer: @unchecked Sendable {
             if ready[1].contains(.readable) {
                 while (try? wakeReceiver.receive(dontWait: true)) ?? nil != nil {}
                 handOn(stageThread.takeOutcomes())
+                followDownload()
             }
             for (next, events) in zip(nexts, ready.dropFirst(2)) where events.contains(.readable) { try drain(next) }
             if ready[0].contains(.readable) { try serveWaiting() }
@@ -298,7 +303,9 @@ public final class WorkerServer: @unchecked Sendable {
                 "\(layers) take \(a.stageFileBytes >> 20) MiB; worker \(name) allows \(limit >> 20) MiB")
         }
         let cached = cachePath(a)
-        do { download = try StageDownload(assign: a, destination: cached, log: { [weak self] in self?.log($0) }) } catch {
+        do {
+            download = try StageDownload(assign: a, destination: cached, context: context, wake: wake, log: { [weak self] in self?.log($0) })
+        } catch {
             throw WireErrorMessage(code: .loadFailed, message: "worker \(name) cannot cache the stage file: \(error)")
         }
         protocolState.receiving()
@@ -313,27 +320,31 @@ public final class WorkerServer: @unchecked Sendable {
         sendCoordinator(.error(error))
     }
 
-    /// A chunk of the streamed stage file: written, acknowledged, and once the file is complete,
-    /// checked and loaded.
+    /// A chunk of the streamed stage file, for its writer.
     private func store(_ chunk: WeightChunk) {
         guard let download else { return }
-        do throws(WireErrorMessage) {
-            try download.append(chunk)
-            sendCoordinator(.loadReport(LoadReport(status: .loading, receivedBytes: download.received, plan: download.assign.plan)))
-            if download.isComplete {
-                self.download = nil
-                try download.finish()
-                let file: GGUFFile
-                do { file = try GGUFFile(path: download.destination) } catch {
-                    throw WireErrorMessage(code: .loadFailed, message: "worker \(name): the streamed stage file is not a valid GGUF: \(error)")
-                }
-                stageThread.submit(.load(file, download.assign, what: "the streamed stage file", cached: false))
-            }
-        } catch {
-            download.abandon()
-            self.download = nil
-            assignmentFailed(error)
+        do throws(WireErrorMessage) { try download.append(chunk) } catch { downloadFailed(download, error) }
+    }
+
+    /// What the stage file's writer did since the last wake: the bytes written are acknowledged
+    /// (the coordinator's stream runs a window ahead of them), and the complete file is loaded.
+    private func followDownload() {
+        guard let download, let progress = download.take() else { return }
+        if let failure = progress.failure { return downloadFailed(download, failure) }
+        sendCoordinator(.loadReport(LoadReport(status: .loading, receivedBytes: progress.written, plan: download.assign.plan)))
+        guard progress.complete else { return }
+        self.download = nil
+        let file: GGUFFile
+        do { file = try GGUFFile(path: download.destination) } catch {
+            return assignmentFailed(WireErrorMessage(code: .loadFailed, message: "worker \(name): the streamed stage file is not a valid GGUF: \(error)"))
         }
+        stageThread.submit(.load(file, download.assign, what: "the streamed stage file", cached: false))
+    }
+
+    private func downloadFailed(_ download: StageDownload, _ error: WireErrorMessage) {
+        download.abandon()
+        self.download = nil
+        assignmentFailed(error)
     }
 
     // MARK: What the stage thread produced

@@ -190,6 +190,82 @@ struct StagePipelineTests {
         guard case .hello = try answer() else { Issue.record("expected hello"); return }
     }
 
+    /// A streamed stage file is written on a thread of its own. On a disk that writes 1 MiB/s,
+    /// heartbeats sent behind 16 MiB of chunks (16 s of writing) are answered at once; a
+    /// coordinator that runs more than 64 MiB ahead of the disk is refused, and the partial
+    /// file is removed.
+    @Test func heartbeatsAreAnsweredWhileAStageFileIsWrittenSlowly() throws {
+        let disk = try ThrottledDisk(name: "strata-test-\(UUID().uuidString.prefix(8))", megabytes: 128, writeBytesPerSecond: 1 << 20)
+        defer { disk.remove() }
+        let cache = disk.mountPoint + "/cache"
+        let worker = try WorkerProcess(cgroup: disk, ["--cache-dir", cache])
+        defer { worker.kill() }
+        let context = try ZMQContext()
+        let link = try coordinatorLink(context, to: worker)
+        try link.setLinger(milliseconds: 0)
+        defer { _ = try? link.send(WireMessage.shutdown.encoded()); link.close() }
+        func next() throws -> WireMessage {
+            let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 20_000)
+            guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
+                throw NoAnswer(logs: worker.child.stderr)
+            }
+            return try WireMessage.decode(frame)
+        }
+        try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
+        guard case .hello = try next() else { Issue.record("expected hello"); return }
+        let fileBytes: UInt64 = 100 << 20
+        try link.send(WireMessage.assign(Assign(model: ModelIdentity(sha256: [UInt8](repeating: 7, count: 32), byteCount: 0, name: "slow"),
+                                                layerStart: 0, layerEnd: 1, layerCount: 1, stageIndex: 0, stageCount: 1,
+                                                contextLength: 64, maxSequences: 1, activationType: .f32, nextEndpoint: "",
+                                                tensorDigests: [], stageFileBytes: fileBytes, plan: 1)).encoded())
+        guard case let .loadReport(r) = try next() else { Issue.record("expected a load report"); return }
+        #expect(r.status == .loading && r.receivedBytes == 0)
+
+        var sent: UInt64 = 0
+        func chunks(_ count: Int) throws {
+            for _ in 0 ..< count {
+                let data = [UInt8](repeating: UInt8(truncatingIfNeeded: sent >> 22), count: 4 << 20)
+                try link.send(WireMessage.weightChunk(WeightChunk(offset: sent, totalBytes: fileBytes, data: data)).encoded())
+                sent += UInt64(data.count)
+            }
+        }
+        try chunks(4)
+        let heartbeatsSent = ContinuousClock.now
+        for nonce in 1 ... 3 { try link.send(WireMessage.heartbeat(Heartbeat(nonce: UInt64(nonce))).encoded()) }
+        var answered: [UInt64] = [], written: UInt64 = 0
+        while answered.count < 3 {
+            switch try next() {
+            case let .heartbeat(h): answered.append(h.nonce)
+            case let .loadReport(r): written = r.receivedBytes
+            case let other: Issue.record("unexpected \(other.kind)"); return
+            }
+        }
+        let waited = ContinuousClock.now - heartbeatsSent
+        #expect(answered == [1, 2, 3])
+        #expect(waited < .seconds(2), "the heartbeats were answered after \(waited)")
+        #expect(written < 8 << 20, "\(written) bytes were acknowledged before the heartbeats")
+
+        // 80 MiB sent at once: more than 64 MiB ahead of the disk.
+        try chunks(16)
+        var refusal: WireErrorMessage?
+        while refusal == nil {
+            switch try next() {
+            case let .error(e): refusal = e
+            case .loadReport: continue
+            case let other: Issue.record("unexpected \(other.kind)"); return
+            }
+        }
+        #expect(refusal?.code == .malformed && refusal?.message.contains("ahead of what this worker has written") == true, "\(String(describing: refusal))")
+        try link.send(WireMessage.heartbeat(Heartbeat(nonce: 4)).encoded())
+        while true {
+            if case let .heartbeat(h) = try next() { #expect(h.nonce == 4); break }
+        }
+        let removed = ChildProcess.poll(timeout: .seconds(15)) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []).allSatisfy { !$0.hasSuffix(".part") }
+        }
+        #expect(removed, "the partial stage file is still in \(cache)")
+    }
+
     struct NoAnswer: Error, CustomStringConvertible {
         let logs: String
         var description: String { "no answer within the time allowed; the workers logged:\n\(logs)" }

@@ -34,9 +34,9 @@ public final class ChildProcess: @unchecked Sendable {
         Self.collect(errPipe.fileHandleForReading, output) { output.err.append($0) }
     }
 
-    /// `strata ARGS`, optionally inside network namespace `netns`, or inside memory cgroup
-    /// `cgroup` (a shell moves itself in, writing `$BASHPID`, then becomes strata).
-    public static func strata(_ arguments: [String], netns: String? = nil, cgroup: MemoryCgroup? = nil,
+    /// `strata ARGS`, optionally inside network namespace `netns`, or inside `cgroup` (a shell
+    /// moves itself in, writing `$BASHPID`, then becomes strata).
+    public static func strata(_ arguments: [String], netns: String? = nil, cgroup: (any ProcessCgroup)? = nil,
                               input: String? = nil) throws -> ChildProcess {
         if let cgroup {
             return try ChildProcess(URL(fileURLWithPath: "/bin/bash"),
@@ -125,7 +125,7 @@ public final class WorkerProcess: @unchecked Sendable {
     /// Unless `arguments` say `--insecure` or give a `--key`, it is a worker of the tests'
     /// coordinator (``TestKeys/coordinator``) with `keys`, else those of the worker last on
     /// `listen`, else new ones.
-    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, cgroup: MemoryCgroup? = nil,
+    public init(listen: String = "tcp://127.0.0.1:*", netns: String? = nil, cgroup: (any ProcessCgroup)? = nil,
                 keys given: (keys: CurveKeyPair, file: String)? = nil, _ arguments: [String]) throws {
         let keyed = !arguments.contains("--insecure") && !arguments.contains("--key")
         let keys = keyed ? try given ?? TestKeys.worker(at: listen) ?? TestKeys.makeWorkerKeys() : nil
