@@ -18,13 +18,7 @@ struct StagePipelineTests {
         let links = try workers.map { try coordinatorLink(context, to: $0) }
         defer { for s in links { _ = try? s.send(WireMessage.shutdown.encoded()); s.close() } }
 
-        func next(_ s: ZMQSocket) throws -> WireMessage {
-            let ready = try ZMQ.poll([(s, .readable)], timeoutMilliseconds: 10_000)
-            guard ready[0].contains(.readable), let frame = try s.receive(dontWait: true)?.last else {
-                throw NoAnswer(logs: workers.map(\.child.stderr).joined(separator: "\n"))
-            }
-            return try WireMessage.decode(frame)
-        }
+        func next(_ s: ZMQSocket) throws -> WireMessage { try nextMessage(s, from: workers, seconds: 10) }
 
         // Handshake and assignment: layers 0..<1 and 1..<4, stage 0 passing to stage 1.
         let identity = ModelIdentity(sha256: try sha256(path), byteCount: 0, name: "tiny")
@@ -84,13 +78,7 @@ struct StagePipelineTests {
         let context = try ZMQContext()
         let link = try coordinatorLink(context, to: worker)
         defer { _ = try? link.send(WireMessage.shutdown.encoded()); link.close() }
-        func next() throws -> WireMessage {
-            let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 30_000)
-            guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
-                throw NoAnswer(logs: worker.child.stderr)
-            }
-            return try WireMessage.decode(frame)
-        }
+        func next() throws -> WireMessage { try nextMessage(link, from: [worker], seconds: 30) }
         try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
         guard case .hello = try next() else { Issue.record("expected hello"); return }
         let file = try GGUFFile(path: path)
@@ -137,13 +125,7 @@ struct StagePipelineTests {
             let link = try coordinatorLink(context, to: worker)
             try link.setLinger(milliseconds: 0)
             try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
-            return (link, {
-                let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 20_000)
-                guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
-                    throw NoAnswer(logs: worker.child.stderr)
-                }
-                return try WireMessage.decode(frame)
-            })
+            return (link, { try nextMessage(link, from: [worker]) })
         }
         let (link, next) = try connect()
         guard case .hello = try next() else { Issue.record("expected hello"); return }
@@ -204,13 +186,7 @@ struct StagePipelineTests {
         let link = try coordinatorLink(context, to: worker)
         try link.setLinger(milliseconds: 0)
         defer { _ = try? link.send(WireMessage.shutdown.encoded()); link.close() }
-        func next() throws -> WireMessage {
-            let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: 20_000)
-            guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
-                throw NoAnswer(logs: worker.child.stderr)
-            }
-            return try WireMessage.decode(frame)
-        }
+        func next() throws -> WireMessage { try nextMessage(link, from: [worker]) }
         try link.send(WireMessage.hello(Hello(role: .coordinator, peerID: "test", appVersion: "test")).encoded())
         guard case .hello = try next() else { Issue.record("expected hello"); return }
         let fileBytes: UInt64 = 100 << 20
@@ -264,6 +240,15 @@ struct StagePipelineTests {
             ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []).allSatisfy { !$0.hasSuffix(".part") }
         }
         #expect(removed, "the partial stage file is still in \(cache)")
+    }
+
+    /// The next message on a link to `workers`, waiting at most `seconds`.
+    private func nextMessage(_ link: ZMQSocket, from workers: [WorkerProcess], seconds: Int = 20) throws -> WireMessage {
+        let ready = try ZMQ.poll([(link, .readable)], timeoutMilliseconds: seconds * 1000)
+        guard ready[0].contains(.readable), let frame = try link.receive(dontWait: true)?.last else {
+            throw NoAnswer(logs: workers.map(\.child.stderr).joined(separator: "\n"))
+        }
+        return try WireMessage.decode(frame)
     }
 
     struct NoAnswer: Error, CustomStringConvertible {
