@@ -31,6 +31,10 @@ public final class ThrottledDisk: ProcessCgroup, @unchecked Sendable {
         let base = fm.temporaryDirectory.appendingPathComponent(name).path
         image = base + ".img"
         mountPoint = base
+        let v1 = "/sys/fs/cgroup/blkio"
+        let isV1 = fm.fileExists(atPath: v1 + "/blkio.throttle.write_bps_device")
+        group = (isV1 ? v1 : "/sys/fs/cgroup") + "/" + name
+        procsFile = group + "/cgroup.procs"
         try fm.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         guard fm.createFile(atPath: image, contents: nil), let file = FileHandle(forWritingAtPath: image) else {
             throw Unavailable(description: "cannot create \(image)")
@@ -40,16 +44,12 @@ public final class ThrottledDisk: ProcessCgroup, @unchecked Sendable {
         // (One at a time: two `losetup --find` at once may pick the same free device.)
         let image = image
         device = try Self.setup.withLock { try Self.run("losetup", "--find", "--show", image) }.trimmingCharacters(in: .whitespacesAndNewlines)
-        // "7:0": the device's major and minor numbers, as the cgroup files name it.
-        let numbers = try String(contentsOfFile: "/sys/block/\((device as NSString).lastPathComponent)/dev", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        _ = try Self.run("mkfs.ext4", "-q", "-F", device)
-        _ = try Self.run("mount", "-o", "sync", device, mountPoint)
-        let v1 = "/sys/fs/cgroup/blkio"
-        let isV1 = fm.fileExists(atPath: v1 + "/blkio.throttle.write_bps_device")
-        group = (isV1 ? v1 : "/sys/fs/cgroup") + "/" + name
-        procsFile = group + "/cgroup.procs"
         do {
+            _ = try Self.run("mkfs.ext4", "-q", "-F", device)
+            _ = try Self.run("mount", "-o", "sync", device, mountPoint)
+            // "7:0": the device's major and minor numbers, as the cgroup files name it.
+            let numbers = try String(contentsOfFile: "/sys/block/\((device as NSString).lastPathComponent)/dev", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
             try fm.createDirectory(atPath: group, withIntermediateDirectories: false)
             if isV1 {
                 try "\(numbers) \(writeBytesPerSecond)".write(toFile: group + "/blkio.throttle.write_bps_device", atomically: false, encoding: .utf8)
@@ -59,7 +59,7 @@ public final class ThrottledDisk: ProcessCgroup, @unchecked Sendable {
             }
         } catch {
             remove()
-            throw Unavailable(description: "cannot throttle writes to \(device) in cgroup \(group): \(error)")
+            throw Unavailable(description: "cannot make a slow disk of \(device) with cgroup \(group): \(error)")
         }
     }
 
